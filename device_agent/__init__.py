@@ -1,0 +1,1 @@
+"""Device agent: runs embeddings + encoder layers [0, L) of a pruned model and streams hidden states."""

@@ -1,0 +1,76 @@
+"""A client of the edge server's InferenceService: one long-lived bidirectional stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+from grpc import aio
+
+from splitbed.errors import SplitbedError, Unavailable
+from splitbed.grpc_errors import translate_rpc_error
+from splitbed.grpc_server import channel_options
+from splitbed.v1 import inference_pb2, inference_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+
+class InferenceClient:
+    """Sends one request at a time on a persistent stream and reads its answer.
+
+    Requests on a stream are answered in order, so a write followed by a read
+    pairs them; `request_id` is still checked so a protocol slip cannot pair
+    an answer with the wrong input.
+    """
+
+    def __init__(self, address: str, *, max_message_bytes: int, timeout_s: float) -> None:
+        self.address = address
+        self._timeout_s = timeout_s
+        self._channel = aio.insecure_channel(address, options=channel_options(max_message_bytes))
+        self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
+        self._call: aio.StreamStreamCall | None = None
+
+    async def wait_ready(self, timeout_s: float = 30.0) -> inference_pb2.ServerInfo:
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
+            return await self._stub.GetInfo(inference_pb2.GetInfoRequest(), timeout=timeout_s)
+        except TimeoutError:
+            raise Unavailable(f"edge server {self.address} not reachable within {timeout_s:.0f} s") from None
+        except grpc.RpcError as exc:
+            raise translate_rpc_error(exc) from exc
+
+    async def info(self) -> inference_pb2.ServerInfo:
+        try:
+            return await self._stub.GetInfo(inference_pb2.GetInfoRequest(), timeout=self._timeout_s)
+        except grpc.RpcError as exc:
+            raise translate_rpc_error(exc) from exc
+
+    async def infer(self, request: inference_pb2.InferRequest) -> inference_pb2.InferResponse:
+        if self._call is None:
+            self._call = self._stub.Infer()
+        call = self._call
+        try:
+            await asyncio.wait_for(call.write(request), self._timeout_s)
+            response = await asyncio.wait_for(call.read(), self._timeout_s)
+        except grpc.RpcError as exc:
+            self._call = None
+            raise translate_rpc_error(exc) from exc
+        except TimeoutError:
+            self._call = None
+            call.cancel()
+            raise Unavailable(f"no answer to {request.request_id} within {self._timeout_s:.1f} s") from None
+        if response is aio.EOF:
+            self._call = None
+            code = await call.code()
+            details = await call.details()
+            raise SplitbedError(f"stream closed by server: {code}: {details}")
+        if response.request_id != request.request_id:
+            raise SplitbedError(f"answer for {response.request_id!r} received for request {request.request_id!r}")
+        return response
+
+    async def close(self) -> None:
+        if self._call is not None:
+            await self._call.done_writing()
+            self._call = None
+        await self._channel.close()

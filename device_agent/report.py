@@ -1,0 +1,86 @@
+"""Records: fidelity against the unsplit reference, JSONL output and the summary table."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+STAGES = (
+    ("device_compute_s", "device compute"),
+    ("encode_s", "encode"),
+    ("transfer_s", "transfer (uplink + downlink)"),
+    ("server_other_s", "server decode + queue"),
+    ("server_compute_s", "server compute"),
+    ("e2e_s", "end-to-end"),
+)
+
+
+def add_fidelity(records: list[dict[str, Any]], reference: np.ndarray) -> None:
+    """Attach cosine and l2 distance to the unpruned, unsplit model's embedding (same row order)."""
+    for rec, ref in zip(records, reference, strict=True):
+        emb = np.asarray(rec["embedding"], dtype=np.float64)
+        r = np.asarray(ref, dtype=np.float64)
+        denom = float(np.linalg.norm(emb) * np.linalg.norm(r))
+        rec["cosine"] = float(emb @ r / denom) if denom > 0 else 0.0
+        rec["l2"] = float(np.linalg.norm(emb - r))
+
+
+def to_json(rec: dict[str, Any]) -> str:
+    out = dict(rec)
+    out["embedding"] = [float(x) for x in np.asarray(rec["embedding"]).ravel()]
+    return json.dumps(out)
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(to_json(rec) + "\n")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else math.nan
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    stages = {}
+    for key, _ in STAGES:
+        vals = [r["timings"][key] for r in records]
+        stages[key] = {"median_s": percentile(vals, 50), "p95_s": percentile(vals, 95)}
+    summary: dict[str, Any] = {"requests": len(records), "stages": stages}
+    cos = [r["cosine"] for r in records if "cosine" in r]
+    if cos:
+        l2 = [r["l2"] for r in records]
+        summary["fidelity"] = {
+            "cosine_mean": float(np.mean(cos)), "cosine_min": float(np.min(cos)),
+            "l2_mean": float(np.mean(l2)), "l2_max": float(np.max(l2)),
+        }
+    return summary
+
+
+def print_summary(records: list[dict[str, Any]], title: str, console: Console | None = None) -> dict[str, Any]:
+    console = console or Console()
+    summary = summarize(records)
+    table = Table(title=title)
+    table.add_column("stage")
+    table.add_column("median (ms)", justify="right")
+    table.add_column("p95 (ms)", justify="right")
+    for key, label in STAGES:
+        st = summary["stages"][key]
+        table.add_row(label, f"{st['median_s'] * 1e3:.2f}", f"{st['p95_s'] * 1e3:.2f}")
+    console.print(table)
+    payload = records[0]["payload_bytes"] if records else 0
+    console.print(f"{len(records)} requests; uplink payload {payload} bytes; timings measured with perf_counter")
+    if "fidelity" in summary:
+        f = summary["fidelity"]
+        console.print(
+            f"fidelity vs unpruned unsplit model: cosine mean {f['cosine_mean']:.5f} min {f['cosine_min']:.5f}; "
+            f"l2 mean {f['l2_mean']:.4f} max {f['l2_max']:.4f}"
+        )
+    return summary

@@ -1,0 +1,48 @@
+"""Device agent settings; every field can be set as AGENT_<NAME> in the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from splitbed.settings_common import (
+    DEVICE_FIELD,
+    METHOD_FIELD,
+    MODEL_FIELD,
+    RHO_FIELD,
+    SPLIT_FIELD,
+    THREADS_FIELD,
+    Encoding,
+    PruneMethod,
+    TorchDevice,
+)
+
+
+class AgentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENT_", extra="ignore")
+
+    server: str = Field("127.0.0.1:50051", description="Edge server gRPC address host:port.")
+    model: str = MODEL_FIELD
+    split: int = SPLIT_FIELD
+    rho: float = RHO_FIELD
+    rho_server: float | None = Field(
+        None, gt=0.0, le=1.0, description="Server ratio the requests ask for (unset = whatever the server serves)."
+    )
+    method: PruneMethod = METHOD_FIELD
+    encoding: Encoding = Field("fp32", description="Uplink encoding of the hidden state.")
+    device: TorchDevice = DEVICE_FIELD
+    threads: int = THREADS_FIELD
+    texts: str | None = Field(None, description="Input file, one text per line (unset = built-in sample).")
+    out: str = Field("results.jsonl", description="Output JSONL file, one record per input.")
+    reference: bool = Field(False, description="Also compare with the unpruned, unsplit model (cosine, l2).")
+    seq_len: int | None = Field(
+        None, gt=0, description="Pad/truncate every input to this many tokens (unset = natural length)."
+    )
+    repeat: int = Field(1, ge=1, description="Run the inputs this many times (timings of every run are written).")
+    warmup: int = Field(2, ge=0, description="Untimed requests sent before the run (not written).")
+    timeout_s: float = Field(30.0, gt=0, description="Per-request deadline, seconds.")
+    max_message_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest gRPC message, bytes.")
+    seed: int = Field(0, description="Seed for random pruning methods.")
+    controller: str | None = Field(None, description="Controller gRPC address host:port; unset = standalone.")
+    node_id: str = Field("device-0", description="Name under which the agent registers with the controller.")
+    quiet: bool = Field(False, description="Do not print the summary table.")

@@ -1,0 +1,92 @@
+"""InferenceService: thin gRPC layer; validation in `splitbed.wire`, model work in a worker pool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from grpc import aio
+
+from edge_server.compute import run_server_part
+from edge_server.registry import PartRegistry
+from splitbed.codec import Limits, encode_float
+from splitbed.v1 import inference_pb2, inference_pb2_grpc
+from splitbed.wire import validate_request
+
+logger = logging.getLogger(__name__)
+
+
+class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
+    def __init__(
+        self,
+        registry: PartRegistry,
+        executor: ThreadPoolExecutor,
+        *,
+        limits: Limits,
+        max_batch: int,
+        info: inference_pb2.ServerInfo,
+    ) -> None:
+        self._registry = registry
+        self._executor = executor
+        self._limits = limits
+        self._max_batch = max_batch
+        self._info = info
+        self.requests_served = 0
+
+    async def Infer(  # noqa: N802 - gRPC method name
+        self, request_iterator: AsyncIterator[inference_pb2.InferRequest], context: aio.ServicerContext
+    ) -> AsyncIterator[inference_pb2.InferResponse]:
+        loop = asyncio.get_running_loop()
+        async for request in request_iterator:
+            received_ns = time.time_ns()
+            t0 = time.perf_counter()
+            ident = request.identity
+            with self._registry.lease(
+                version=ident.config_version, model=ident.model, split=ident.split, rho=ident.rho_server
+            ) as served:
+                hidden, mask = validate_request(
+                    request,
+                    limits=self._limits,
+                    hidden_size=self._info.hidden_size,
+                    max_seq_len=self._info.max_seq_len,
+                    max_batch=self._max_batch,
+                )
+                decode_s = time.perf_counter() - t0
+                queued = time.perf_counter()
+                result = await loop.run_in_executor(self._executor, run_server_part, served.part, hidden, mask, queued)
+            embedding: np.ndarray = result.embedding
+            self.requests_served += 1
+            yield inference_pb2.InferResponse(
+                request_id=request.request_id,
+                embedding=encode_float(embedding, "fp32"),
+                config_version=served.version,
+                rho_server_applied=served.rho,
+                timings=inference_pb2.ServerTimings(
+                    decode_s=decode_s,
+                    queue_s=result.queue_s,
+                    server_compute_s=result.compute_s,
+                    server_stretch_s=result.stretch_s,
+                    received_unix_ns=received_ns,
+                    sent_unix_ns=time.time_ns(),
+                ),
+            )
+
+    async def GetInfo(  # noqa: N802
+        self, request: inference_pb2.GetInfoRequest, context: aio.ServicerContext
+    ) -> inference_pb2.ServerInfo:
+        info = inference_pb2.ServerInfo()
+        info.CopyFrom(self._info)
+        del info.parts[:]
+        for s in self._registry.versions():
+            info.parts.add(
+                identity=inference_pb2.SplitIdentity(
+                    model=s.model, split=s.split, rho_server=s.rho, method=s.method, config_version=s.version
+                ),
+                achieved_rho=float(getattr(getattr(s.part, "report", None), "achieved_rho", s.rho)),
+                params=int(sum(p.numel() for p in s.part.parameters())) if hasattr(s.part, "parameters") else 0,
+            )
+        return info

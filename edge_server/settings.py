@@ -1,0 +1,40 @@
+"""Edge server settings; every field can be set as EDGE_<NAME> in the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from splitbed.settings_common import (
+    DEVICE_FIELD,
+    METHOD_FIELD,
+    MODEL_FIELD,
+    RHO_FIELD,
+    SPLIT_FIELD,
+    THREADS_FIELD,
+    PruneMethod,
+    TorchDevice,
+)
+
+
+class EdgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGE_", extra="ignore")
+
+    host: str = Field("0.0.0.0", description="Address to bind.")
+    port: int = Field(50051, ge=0, le=65535, description="TCP port (0 = pick a free one and print it).")
+    model: str = MODEL_FIELD
+    split: int = SPLIT_FIELD
+    rho: float = RHO_FIELD
+    method: PruneMethod = METHOD_FIELD
+    device: TorchDevice = DEVICE_FIELD
+    threads: int = THREADS_FIELD
+    workers: int = Field(1, ge=1, description="Compute worker threads (requests beyond queue).")
+    max_message_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest gRPC message accepted, bytes.")
+    max_batch: int = Field(64, gt=0, description="Largest batch (sequences) per request.")
+    grace_s: float = Field(5.0, ge=0, description="Shutdown grace period for in-flight streams, seconds.")
+    seed: int = Field(0, description="Seed for random pruning methods.")
+    controller: str | None = Field(None, description="Controller gRPC address host:port; unset = standalone.")
+    node_id: str = Field("edge-0", description="Name under which the server registers with the controller.")
+    clock: str = Field("none", description="Clock backend: none (host speed) | auto | cpufreq | nvml | jetson | emulated.")
+    clock_profile: str = Field("paper-server", description="Device profile an emulated clock stretches to.")
+    port_file: str | None = Field(None, description="Write the bound port to this file once serving.")

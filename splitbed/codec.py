@@ -1,0 +1,171 @@
+"""Tensor <-> wire codec: raw bytes plus dtype, shape and encoding.
+
+Float hidden states are encoded as fp32, fp16 or int8. The int8 encoding is
+symmetric with one float32 scale per hidden channel (last axis): BERT hidden
+states have a few outlier channels, so per-token scales lose ~10x more
+(DESIGN.md section 4). Decoding validates everything it is given and raises
+`InvalidArgument` naming the problem; it never unpickles or evaluates bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from splitbed.errors import InvalidArgument, ResourceExhausted
+from splitbed.v1 import tensor_pb2
+
+ENCODINGS = ("fp32", "fp16", "int8")
+
+_ENCODING_ENUM = {
+    "fp32": tensor_pb2.ENCODING_FP32,
+    "fp16": tensor_pb2.ENCODING_FP16,
+    "int8": tensor_pb2.ENCODING_INT8,
+}
+_ENCODING_NAME = {v: k for k, v in _ENCODING_ENUM.items()}
+
+_DTYPES: dict[int, np.dtype] = {
+    tensor_pb2.DTYPE_FLOAT32: np.dtype("<f4"),
+    tensor_pb2.DTYPE_FLOAT16: np.dtype("<f2"),
+    tensor_pb2.DTYPE_INT8: np.dtype("i1"),
+    tensor_pb2.DTYPE_UINT8: np.dtype("u1"),
+    tensor_pb2.DTYPE_INT64: np.dtype("<i8"),
+}
+# Which wire dtype each float encoding must carry; anything else is rejected.
+_EXPECTED_DTYPE = {
+    tensor_pb2.ENCODING_FP32: tensor_pb2.DTYPE_FLOAT32,
+    tensor_pb2.ENCODING_FP16: tensor_pb2.DTYPE_FLOAT16,
+    tensor_pb2.ENCODING_INT8: tensor_pb2.DTYPE_INT8,
+}
+MAX_RANK = 4
+
+
+def encoding_enum(name: str) -> int:
+    try:
+        return _ENCODING_ENUM[name]
+    except KeyError:
+        raise InvalidArgument(f"unknown encoding {name!r}; expected one of {', '.join(ENCODINGS)}") from None
+
+
+def encoding_name(value: int) -> str:
+    return _ENCODING_NAME.get(value, f"unknown({value})")
+
+
+def encode_float(array: np.ndarray, encoding: str) -> tensor_pb2.Tensor:
+    """Encode a float array ([..., C]) for the wire."""
+    arr = np.ascontiguousarray(array, dtype=np.float32)
+    enum = encoding_enum(encoding)
+    msg = tensor_pb2.Tensor(shape=list(arr.shape), encoding=enum, dtype=_EXPECTED_DTYPE[enum])
+    if encoding == "fp32":
+        msg.data = arr.astype("<f4", copy=False).tobytes()
+    elif encoding == "fp16":
+        msg.data = arr.astype("<f2").tobytes()
+    else:
+        channels = arr.shape[-1] if arr.ndim else 1
+        absmax = np.abs(arr.reshape(-1, channels)).max(axis=0) if arr.size else np.zeros(channels, np.float32)
+        scales = np.where(absmax > 0, absmax / 127.0, 1.0).astype("<f4")
+        q = np.clip(np.rint(arr / scales), -127, 127).astype(np.int8)
+        msg.data = q.tobytes()
+        msg.scales = scales.tobytes()
+    return msg
+
+
+def encode_raw(array: np.ndarray) -> tensor_pb2.Tensor:
+    """Encode an integer / mask array as it is (uint8 or int64)."""
+    arr = np.ascontiguousarray(array)
+    for enum, dt in _DTYPES.items():
+        if arr.dtype.newbyteorder("<") == dt or arr.dtype == dt:
+            return tensor_pb2.Tensor(
+                data=arr.astype(dt, copy=False).tobytes(),
+                dtype=enum,
+                shape=list(arr.shape),
+                encoding=tensor_pb2.ENCODING_RAW,
+            )
+    raise InvalidArgument(f"dtype {arr.dtype} cannot be sent raw")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a receiver accepts; anything beyond is rejected before decoding."""
+
+    max_bytes: int = 64 * 1024 * 1024
+    max_rank: int = MAX_RANK
+
+
+def _checked_shape(msg: tensor_pb2.Tensor, what: str, limits: Limits) -> tuple[int, ...]:
+    shape = tuple(int(d) for d in msg.shape)
+    if not shape:
+        raise InvalidArgument(f"{what}: shape is empty")
+    if len(shape) > limits.max_rank:
+        raise InvalidArgument(f"{what}: rank {len(shape)} exceeds {limits.max_rank}")
+    if any(d <= 0 for d in shape):
+        raise InvalidArgument(f"{what}: shape {list(shape)} has a non-positive dimension")
+    return shape
+
+
+def decode(
+    msg: tensor_pb2.Tensor,
+    *,
+    what: str,
+    limits: Limits,
+    expect_shape: Sequence[int | None] | None = None,
+    allow_dtypes: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Validate and decode a wire tensor into a float32 (float encodings) or integer array.
+
+    `expect_shape` entries that are None are free; others must match exactly.
+    """
+    if len(msg.data) > limits.max_bytes:
+        raise ResourceExhausted(f"{what}: {len(msg.data)} bytes exceeds the limit of {limits.max_bytes}")
+    shape = _checked_shape(msg, what, limits)
+    if expect_shape is not None:
+        if len(shape) != len(expect_shape) or any(
+            e is not None and e != s for e, s in zip(expect_shape, shape, strict=False)
+        ):
+            want = ["*" if e is None else e for e in expect_shape]
+            raise InvalidArgument(f"{what}: shape {list(shape)} does not match expected {want}")
+    if msg.dtype not in _DTYPES:
+        raise InvalidArgument(f"{what}: unknown dtype {msg.dtype}")
+    if allow_dtypes is not None and msg.dtype not in allow_dtypes:
+        names = [tensor_pb2.DType.Name(d) for d in allow_dtypes]
+        raise InvalidArgument(f"{what}: dtype {tensor_pb2.DType.Name(msg.dtype)} not accepted; expected {names}")
+    if msg.encoding in _EXPECTED_DTYPE and msg.dtype != _EXPECTED_DTYPE[msg.encoding]:
+        raise InvalidArgument(
+            f"{what}: encoding {encoding_name(msg.encoding)} requires dtype "
+            f"{tensor_pb2.DType.Name(_EXPECTED_DTYPE[msg.encoding])}, got {tensor_pb2.DType.Name(msg.dtype)}"
+        )
+    if msg.encoding not in _EXPECTED_DTYPE and msg.encoding != tensor_pb2.ENCODING_RAW:
+        raise InvalidArgument(f"{what}: unknown encoding {msg.encoding}")
+    dt = _DTYPES[msg.dtype]
+    count = int(np.prod(shape, dtype=np.int64))
+    if count * dt.itemsize > limits.max_bytes:
+        raise ResourceExhausted(f"{what}: shape {list(shape)} needs more than {limits.max_bytes} bytes")
+    if len(msg.data) != count * dt.itemsize:
+        raise InvalidArgument(
+            f"{what}: byte length {len(msg.data)} does not match shape {list(shape)} x {dt.itemsize} bytes "
+            f"= {count * dt.itemsize}"
+        )
+    arr = np.frombuffer(msg.data, dtype=dt).reshape(shape)
+    if msg.encoding == tensor_pb2.ENCODING_RAW:
+        if msg.scales:
+            raise InvalidArgument(f"{what}: scales are only allowed with int8 encoding")
+        return arr
+    if msg.encoding == tensor_pb2.ENCODING_INT8:
+        channels = shape[-1]
+        if len(msg.scales) != channels * 4:
+            raise InvalidArgument(
+                f"{what}: int8 needs {channels} float32 scales ({channels * 4} bytes), got {len(msg.scales)} bytes"
+            )
+        scales = np.frombuffer(msg.scales, dtype="<f4")
+        if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
+            raise InvalidArgument(f"{what}: int8 scales must be finite and positive")
+        return arr.astype(np.float32) * scales
+    if msg.scales:
+        raise InvalidArgument(f"{what}: scales are only allowed with int8 encoding")
+    out = arr.astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
+        raise InvalidArgument(f"{what}: {bad} non-finite values (NaN or Inf)")
+    return out

@@ -1,0 +1,101 @@
+"""The one place where domain errors and gRPC status codes are translated.
+
+Servers install `ErrorMappingInterceptor`, so servicers raise `splitbed.errors`
+exceptions and clients see precise codes (never a blanket INTERNAL for a bad
+request). Clients call `translate_rpc_error` to turn a gRPC error back into a
+domain error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from splitbed import errors
+
+logger = logging.getLogger(__name__)
+
+_CODES: list[tuple[type[errors.SplitbedError], grpc.StatusCode]] = [
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+]
+
+
+def status_for(exc: BaseException) -> grpc.StatusCode:
+    for cls, code in _CODES:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def translate_rpc_error(exc: grpc.RpcError) -> errors.SplitbedError:
+    """Map a client-side gRPC error to the domain error of the same meaning."""
+    code = exc.code() if hasattr(exc, "code") else None
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    for cls, status in _CODES:
+        if code == status:
+            return cls(details or str(code))
+    if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+        return errors.Unavailable(f"{code.name}: {details}")
+    return errors.SplitbedError(f"{code}: {details}")
+
+
+async def _abort(context: aio.ServicerContext, exc: errors.SplitbedError) -> None:
+    code = status_for(exc)
+    logger.info("rejecting request with %s: %s", code.name, exc)
+    await context.abort(code, str(exc))
+
+
+def _wrap_unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def wrapper(request: Any, context: aio.ServicerContext) -> Any:
+        try:
+            return await fn(request, context)
+        except errors.SplitbedError as exc:
+            await _abort(context, exc)
+
+    return wrapper
+
+
+def _wrap_stream(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    async def wrapper(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for item in fn(request, context):
+                yield item
+        except errors.SplitbedError as exc:
+            await _abort(context, exc)
+
+    return wrapper
+
+
+class ErrorMappingInterceptor(aio.ServerInterceptor):
+    """Turns `SplitbedError`s raised by any servicer method into their status code."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        kwargs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary), **kwargs)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(_wrap_unary(handler.stream_unary), **kwargs)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream), **kwargs)
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(_wrap_stream(handler.stream_stream), **kwargs)
+        return handler
