@@ -26,13 +26,13 @@ logger = logging.getLogger(__name__)
 def fit_convex_decreasing(points: Sequence[tuple[float, float]], name: str = "distortion_points") -> PiecewiseLinear:
     """Least-squares convex non-increasing piecewise-linear fit of (rho, d) points."""
     groups: dict[float, list[float]] = defaultdict(list)
-    for rho, d in points:
-        groups[float(rho)].append(float(d))
+    for rho, dist in points:
+        groups[float(rho)].append(float(dist))
     if len(groups) < 2:
         raise InvalidArgument(f"{name}: need at least two points with distinct ratios")
     x = np.array(sorted(groups))
-    d = np.array([np.mean(groups[v]) for v in x])
-    w = np.array([len(groups[v]) for v in x], dtype=float)
+    d = np.array([float(np.mean(groups[float(v)])) for v in x])
+    w = np.array([len(groups[float(v)]) for v in x], dtype=float)
     scale = max(float(np.max(np.abs(d))), 1e-300)
     y = cp.Variable(len(x))
     slopes = cp.multiply(1.0 / np.diff(x), cp.diff(y))

@@ -154,6 +154,17 @@ def log2_distortion_bound(
 
 
 @dataclass(frozen=True)
+class Knobs:
+    """A plan's decision variables: kept ratios, transmit power (W), clocks (Hz)."""
+
+    rho: float
+    rho_s: float
+    power_w: float
+    freq_device_hz: float
+    freq_server_hz: float
+
+
+@dataclass(frozen=True)
 class PiecewiseLinear:
     """A convex, non-increasing function max_j(intercept_j + slope_j * rho), slopes <= 0."""
 

@@ -1,17 +1,23 @@
-"""The agent as a program: connect, run the workload, write records, print the summary."""
+"""The agent as a program: connect, follow the controller if any, run the workload, write records."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import numpy as np
 import torch
 
-from device_agent.report import add_fidelity, print_summary, write_jsonl
+from device_agent.node import DeviceNode
+from device_agent.report import add_fidelity, print_summary, print_versions, write_jsonl
 from device_agent.runner import TIMING_SOURCES, DeviceRunner
 from device_agent.samples import load_texts
 from device_agent.settings import AgentSettings
+from splitbed.control import ControlLink
+from splitbed.errors import Unavailable
 from splitbed.model import load_full_model
+from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +32,40 @@ def reference_embeddings(runner: DeviceRunner, texts: list[str]) -> np.ndarray:
     return torch.stack(outs).float().cpu().numpy()
 
 
+async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tuple[ControlLink, DeviceNode]:
+    assert settings.controller is not None
+    node = DeviceNode(runner)
+    link = ControlLink(settings.controller, settings.node_id, control_pb2.ROLE_DEVICE, profile=node.profile,
+                       apply=node.apply)
+    link.start()
+    try:
+        await asyncio.wait_for(link.first_config.wait(), settings.wait_config_s)
+    except TimeoutError:
+        await link.close()
+        raise Unavailable(f"no plan from controller {settings.controller} within {settings.wait_config_s:.0f} s "
+                          "(is it running, and is an edge server registered with it?)") from None
+    return link, node
+
+
 async def run_agent(settings: AgentSettings) -> int:
     texts = load_texts(settings.texts)
     runner = DeviceRunner(settings)
+    link: ControlLink | None = None
     try:
         await runner.connect()
-        records = await runner.run(texts)
+        on_record: Any = None
+        if settings.controller:
+            link, node = await follow_controller(runner, settings)
+
+            async def on_record(rec: dict[str, Any]) -> None:
+                report = node.telemetry(rec)
+                if report is not None and link is not None:
+                    await link.report(*report)
+
+        records = await runner.run(texts, on_record)
     finally:
+        if link is not None:
+            await link.close()
         await runner.close()
     if settings.reference:
         ref = reference_embeddings(runner, texts)
@@ -42,10 +75,11 @@ async def run_agent(settings: AgentSettings) -> int:
         rec["model_label"] = runner.source.label
     write_jsonl(settings.out, records)
     if not settings.quiet:
-        ident = runner.identity
-        title = (f"{runner.source.label}: split L={ident.split}, rho={ident.rho_device:g} "
-                 f"(achieved {runner.part.report.achieved_rho:.3f}), rho~={ident.rho_server:g}, "
-                 f"{ident.method}, {ident.encoding}")
+        st = runner.state
+        title = (f"{runner.source.label}: split L={st.split}, rho={st.rho_device:g} "
+                 f"(achieved {st.part.report.achieved_rho:.3f}), rho~={st.rho_server:g}, {st.method}, {st.encoding}")
         print_summary(records, title)
+        if settings.controller:
+            print_versions(records)
         print(f"wrote {len(records)} records to {settings.out}")
     return 0

@@ -84,3 +84,36 @@ def print_summary(records: list[dict[str, Any]], title: str, console: Console | 
             f"l2 mean {f['l2_mean']:.4f} max {f['l2_max']:.4f}"
         )
     return summary
+
+
+def version_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per config version: the plan's knobs, predicted vs measured median latency."""
+    rows: dict[int, dict[str, Any]] = {}
+    for r in records:
+        row = rows.setdefault(r["config_version"], {"version": r["config_version"], "split": r["split"],
+                                                    "rho": r["rho"], "rho_server": r["rho_server"],
+                                                    "predicted_s": r.get("predicted", {}).get("latency_s"),
+                                                    "e2e": []})
+        row["e2e"].append(r["timings"]["e2e_s"])
+    out = []
+    for row in rows.values():
+        e2e = row.pop("e2e")
+        row["requests"] = len(e2e)
+        row["measured_s"] = float(np.median(e2e))
+        p = row["predicted_s"]
+        row["error"] = (row["measured_s"] - p) / p if p else None
+        out.append(row)
+    return out
+
+
+def print_versions(records: list[dict[str, Any]], console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title="per plan version: predicted (modelled, paper eqs. 4-11) vs measured (median e2e)")
+    for col in ("version", "requests", "L", "rho", "rho~", "predicted (ms)", "measured (ms)", "error"):
+        table.add_column(col, justify="right")
+    for row in version_rows(records):
+        p = row["predicted_s"]
+        table.add_row(str(row["version"]), str(row["requests"]), str(row["split"]), f"{row['rho']:.3f}",
+                      f"{row['rho_server']:.3f}", f"{p * 1e3:.1f}" if p else "-", f"{row['measured_s'] * 1e3:.1f}",
+                      f"{row['error']:+.1%}" if row["error"] is not None else "-")
+    console.print(table)

@@ -6,6 +6,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from splitbed.settings_common import (
+    CLOCK_FIELD,
+    HOST_FLOPS_FIELD,
+    ENERGY_FIELD,
+    PHI_FIELD,
+    PUE_FIELD,
     DEVICE_FIELD,
     METHOD_FIELD,
     MODEL_FIELD,
@@ -46,3 +51,22 @@ class AgentSettings(BaseSettings):
     controller: str | None = Field(None, description="Controller gRPC address host:port; unset = standalone.")
     node_id: str = Field("device-0", description="Name under which the agent registers with the controller.")
     quiet: bool = Field(False, description="Do not print the summary table.")
+
+    # Hardware knobs (see docs/architecture.md): clock cap f, transmit power p via the link backend.
+    clock: str = CLOCK_FIELD
+    clock_profile: str = Field("paper-device", description="Profile an emulated clock stretches compute to.")
+    energy: str = ENERGY_FIELD
+    host_flops_per_s: float | None = HOST_FLOPS_FIELD
+    pue: float = PUE_FIELD
+    power_coeff: float = PHI_FIELD
+    link: str = Field("pacer", description="Uplink backend: pacer (emulated, default) | tbf | iw.")
+    link_dev: str | None = Field(None, description="Network interface for the tbf / iw link backends.")
+    power_w: float | None = Field(None, gt=0, description="Transmit power p, W (unset = no pacing standalone).")
+    p_max_w: float = Field(0.5, gt=0, description="Largest transmit power P_max, W.")
+    bandwidth_hz: float = Field(5e6, gt=0, description="Uplink bandwidth B, Hz.")
+    noise_psd_w_per_hz: float = Field(2e-19, gt=0, description="Noise power spectral density N0, W/Hz.")
+    distance_m: float = Field(500.0, gt=0, description="Device-server distance d for the path-loss gain, m.")
+    k0_db: float = Field(-30.0, description="Path loss K0 at d0 = 1 m, dB.")
+    path_loss_exponent: float = Field(2.8, gt=0, description="Path-loss exponent alpha.")
+    telemetry_every: int = Field(20, ge=1, description="Report telemetry to the controller every N requests.")
+    wait_config_s: float = Field(120.0, gt=0, description="With a controller: wait this long for the first plan, s.")

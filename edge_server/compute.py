@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+
+from splitbed.hw.energy import EnergyReading
+from splitbed.stage import Stage
 
 
 @dataclass(frozen=True)
@@ -17,17 +18,13 @@ class ComputeResult:
     queue_s: float
     compute_s: float
     stretch_s: float
-
-
-# Given the measured compute seconds, an emulated clock returns how long to
-# wait on top so the stage takes what the capped clock would take.
-Pad = Callable[[float], float]
+    energy: EnergyReading | None
 
 
 def run_server_part(
-    part: Any, hidden: np.ndarray, mask: np.ndarray, queued_at: float, pad: Pad | None = None
+    part: Any, hidden: np.ndarray, mask: np.ndarray, queued_at: float, stage: Stage, flops: float
 ) -> ComputeResult:
-    start = time.perf_counter()
+    started = stage.begin()
     device = next((p.device for p in part.parameters()), torch.device("cpu"))
     with torch.inference_mode():
         h = torch.from_numpy(np.ascontiguousarray(hidden)).to(device)
@@ -36,10 +33,5 @@ def run_server_part(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         emb = out.detach().to("cpu", torch.float32).numpy()
-    measured = time.perf_counter() - start
-    stretch = 0.0
-    if pad is not None:
-        stretch = max(0.0, pad(measured))
-        if stretch > 0:
-            time.sleep(stretch)
-    return ComputeResult(emb, start - queued_at, measured + stretch, stretch)
+    timing = stage.finish(started, flops)
+    return ComputeResult(emb, started[0] - queued_at, timing.compute_s, timing.stretch_s, timing.energy)

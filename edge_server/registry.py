@@ -35,6 +35,15 @@ class Served:
     served: int = 0
     retired: bool = False
     drained: threading.Event = field(default_factory=threading.Event)
+    _flops: dict[int, int] = field(default_factory=dict)
+
+    def flops(self, seq_len: int) -> int:
+        """FLOPs of one sequence through this (pruned) part; analytic, cached per length."""
+        if seq_len not in self._flops:
+            from splitbed.model import profile_part
+
+            self._flops[seq_len] = profile_part(self.part, seq_len).flops
+        return self._flops[seq_len]
 
 
 class PartRegistry:

@@ -1,28 +1,32 @@
-"""Build and run the edge server: load the part, start gRPC, serve until SIGTERM."""
+"""Build and run the edge server: load the part, start gRPC, follow the controller, serve until SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 from grpc import aio
 
+from edge_server.node import ServerNode
 from edge_server.registry import PartRegistry, Served
 from edge_server.servicer import InferenceServicer
 from edge_server.settings import EdgeSettings
 from splitbed.codec import Limits
+from splitbed.control import ControlLink
 from splitbed.grpc_server import ManagedServer, start_server
 from splitbed.model import load_server_part, resolve_model
-from splitbed.v1 import inference_pb2, inference_pb2_grpc
+from splitbed.stage import Stage
+from splitbed.v1 import control_pb2, inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
 
 class EdgeServer:
-    """The edge process: a part registry, a worker pool and the gRPC services."""
+    """The edge process: a part registry, a worker pool, the stage hardware and the gRPC services."""
 
     def __init__(self, settings: EdgeSettings) -> None:
         self.settings = settings
@@ -31,8 +35,11 @@ class EdgeServer:
         self.source = resolve_model(settings.model)
         self.registry = PartRegistry()
         self.executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="edge-compute")
+        self.stage = Stage(settings.clock, settings.clock_profile, settings.energy, pue=settings.pue,
+                           phi=settings.power_coeff, host_flops_per_s=settings.host_flops_per_s)
         self.managed: ManagedServer | None = None
         self.servicer: InferenceServicer | None = None
+        self.control: ControlLink | None = None
 
     def load(self, version: int, split: int, rho: float, method: str) -> Served:
         """Load (and prune) the server part of `split`; blocking, call off the event loop."""
@@ -65,6 +72,7 @@ class EdgeServer:
             limits=Limits(max_bytes=s.max_message_bytes),
             max_batch=s.max_batch,
             info=self.info(),
+            stage=self.stage,
         )
         servicer = self.servicer
 
@@ -75,6 +83,12 @@ class EdgeServer:
         self.managed = await start_server(
             [register], host=s.host, port=s.port, max_message_bytes=s.max_message_bytes, grace_s=s.grace_s
         )
+        if s.controller:
+            node = ServerNode(self)
+            host = socket.gethostname() if s.host in ("0.0.0.0", "::") else s.host
+            self.control = ControlLink(s.controller, s.node_id, control_pb2.ROLE_SERVER, profile=node.profile,
+                                       apply=node.apply, serve_address=f"{host}:{self.managed.port}")
+            self.control.start()
         if s.port_file:
             Path(s.port_file).write_text(str(self.managed.port))
         return self.managed.port
@@ -88,5 +102,8 @@ class EdgeServer:
         try:
             await self.managed.wait()
         finally:
+            if self.control is not None:
+                await self.control.close()
             self.executor.shutdown(wait=False, cancel_futures=True)
+            self.stage.close()
             logger.info("edge server stopped")

@@ -14,6 +14,7 @@ from grpc import aio
 from edge_server.compute import run_server_part
 from edge_server.registry import PartRegistry
 from splitbed.codec import Limits, encode_float
+from splitbed.stage import Stage
 from splitbed.v1 import inference_pb2, inference_pb2_grpc
 from splitbed.wire import validate_request
 
@@ -29,7 +30,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         limits: Limits,
         max_batch: int,
         info: inference_pb2.ServerInfo,
+        stage: Stage,
     ) -> None:
+        self._stage = stage
         self._registry = registry
         self._executor = executor
         self._limits = limits
@@ -57,7 +60,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                 )
                 decode_s = time.perf_counter() - t0
                 queued = time.perf_counter()
-                result = await loop.run_in_executor(self._executor, run_server_part, served.part, hidden, mask, queued)
+                flops = served.flops(hidden.shape[1]) * hidden.shape[0]
+                result = await loop.run_in_executor(
+                    self._executor, run_server_part, served.part, hidden, mask, queued, self._stage, flops
+                )
             embedding: np.ndarray = result.embedding
             self.requests_served += 1
             yield inference_pb2.InferResponse(
@@ -65,6 +71,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                 embedding=encode_float(embedding, "fp32"),
                 config_version=served.version,
                 rho_server_applied=served.rho,
+                server_energy_j=result.energy.joules if result.energy else 0.0,
+                server_energy_source=result.energy.source if result.energy else "",
                 timings=inference_pb2.ServerTimings(
                     decode_s=decode_s,
                     queue_s=result.queue_s,

@@ -6,6 +6,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from splitbed.settings_common import (
+    CLOCK_FIELD,
+    HOST_FLOPS_FIELD,
+    ENERGY_FIELD,
     DEVICE_FIELD,
     METHOD_FIELD,
     MODEL_FIELD,
@@ -35,6 +38,11 @@ class EdgeSettings(BaseSettings):
     seed: int = Field(0, description="Seed for random pruning methods.")
     controller: str | None = Field(None, description="Controller gRPC address host:port; unset = standalone.")
     node_id: str = Field("edge-0", description="Name under which the server registers with the controller.")
-    clock: str = Field("none", description="Clock backend: none (host speed) | auto | cpufreq | nvml | jetson | emulated.")
-    clock_profile: str = Field("paper-server", description="Device profile an emulated clock stretches to.")
+    clock: str = CLOCK_FIELD
+    clock_profile: str = Field("edge-cpu", description="Profile an emulated clock stretches compute to.")
+    energy: str = ENERGY_FIELD
+    host_flops_per_s: float | None = HOST_FLOPS_FIELD
+    pue: float = Field(2.0, gt=0, description="Power usage effectiveness eta~ of the edge site (dimensionless).")
+    power_coeff: float = Field(1e-28, gt=0, description="Power coefficient phi~ of the server, W/(cycle/s)^3.")
+    profile_seq_len: int = Field(128, gt=0, description="Sequence length at which compute is profiled, tokens.")
     port_file: str | None = Field(None, description="Write the bound port to this file once serving.")

@@ -17,3 +17,11 @@ RHO_FIELD = Field(1.0, gt=0.0, le=1.0, description="Kept fraction of this side's
 METHOD_FIELD = Field("structured-magnitude", description="Pruning method.")
 DEVICE_FIELD = Field("cpu", description="Torch device for model compute.")
 THREADS_FIELD = Field(0, ge=0, description="torch intra-op threads (0 = torch's default).")
+
+CLOCK_FIELD = Field("none", description="Clock backend: none (host speed, no cap) | auto | cpufreq | nvml | jetson | "
+                    "emulated (compute stretched to a named profile).")
+ENERGY_FIELD = Field("model", description="Energy meter: auto | rapl | nvml | jetson | model (paper formula).")
+PUE_FIELD = Field(1.0, gt=0, description="Power usage effectiveness eta of this side (dimensionless).")
+PHI_FIELD = Field(5e-29, gt=0, description="Power coefficient phi of this side, W/(cycle/s)^3.")
+HOST_FLOPS_FIELD = Field(None, gt=0, description="This host's FLOP/s for the emulated clock's check (unset = "
+                         "measured at start with a matmul benchmark).")

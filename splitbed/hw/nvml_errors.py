@@ -54,7 +54,8 @@ def map_nvml_error(err: Exception, action: str) -> SplitbedError:
          "libnvidia-ml.so was not found: install the NVIDIA driver (in Docker use the "
          "NVIDIA container toolkit, --gpus all)"),
         ("NVMLError_DriverNotLoaded", Unavailable, "the NVIDIA kernel driver is not loaded"),
-        ("NVMLError_LibRmVersionMismatch", Unavailable, "the NVML library and the kernel driver versions differ; reboot or reinstall the driver"),
+        ("NVMLError_LibRmVersionMismatch", Unavailable,
+         "the NVML library and the kernel driver versions differ; reboot or reinstall the driver"),
         ("NVMLError_Uninitialized", FailedPrecondition, "nvmlInit() was not called"),
         ("NVMLError_InvalidArgument", InvalidArgument, "the value is out of range for this GPU"),
         ("NVMLError_NotFound", NotFound, "no such GPU or object"),

@@ -28,10 +28,14 @@ def _write_raw(path: Path, text: str) -> None:
         os.close(fd)
 
 
+def _read_raw(path: Path) -> str:
+    return path.read_text()
+
+
 def read_text(path: Path, *, grant_hint: str = "") -> str:
     """The stripped contents of ``path``."""
     try:
-        return path.read_text().strip()
+        return _read_raw(path).strip()
     except FileNotFoundError as exc:
         raise NotFound(f"{path} does not exist") from exc
     except PermissionError as exc:

@@ -27,7 +27,9 @@ ATTN_IMPLS = ("sdpa", "eager")
 
 def linear_from(weight: Tensor, bias: Tensor) -> nn.Linear:
     """An ``nn.Linear`` that owns the given tensors (no random init, no copy)."""
-    lin = nn.Linear(weight.shape[1], weight.shape[0], device="meta")
+    # Built 1x1 on meta (no init work, no zero-size init warning), then given the real tensors.
+    lin = nn.Linear(1, 1, device="meta")
+    lin.in_features, lin.out_features = weight.shape[1], weight.shape[0]
     lin.weight = nn.Parameter(weight, requires_grad=False)
     lin.bias = nn.Parameter(bias, requires_grad=False)
     return lin
@@ -190,8 +192,12 @@ class Encoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleDict()
 
+    def ordered(self) -> list[EncoderLayer]:
+        # Re-pruning deletes and re-inserts layers, so the dict's order is not the layer order.
+        return [self.layer[k] for k in sorted(self.layer.keys(), key=int)]  # type: ignore[misc]
+
     def forward(self, hidden: Tensor, mask: Tensor | None) -> Tensor:
-        for module in self.layer.values():
+        for module in self.ordered():
             hidden = module(hidden, mask)
         return hidden
 

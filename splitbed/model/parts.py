@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from splitbed.errors import FailedPrecondition, InvalidArgument
+from splitbed.model.alloc import lean_allocations
 from splitbed.model.layers import ATTN_IMPLS, Embeddings, Encoder, EncoderLayer, extended_mask, pool
 from splitbed.model.prune import (
     PRUNABLE_LINEARS,
@@ -31,7 +32,7 @@ from splitbed.model.weights import WeightReader
 
 logger = logging.getLogger(__name__)
 
-_LAYER_SUFFIXES = tuple(n + s for n in PRUNABLE_LINEARS for s in (".weight", ".bias")) + (
+_LAYER_NORM_KEYS = (
     "attention.output.LayerNorm.weight",
     "attention.output.LayerNorm.bias",
     "output.LayerNorm.weight",
@@ -67,9 +68,7 @@ class _Part(nn.Module):
 
     side = ""
 
-    def __init__(
-        self, src: ModelSource, split: int, layers: range, device: torch.device, attn_impl: str
-    ) -> None:
+    def __init__(self, src: ModelSource, split: int, layers: range, device: torch.device, attn_impl: str) -> None:
         super().__init__()
         if attn_impl not in ATTN_IMPLS:
             raise InvalidArgument(f"attention implementation {attn_impl!r} not in {ATTN_IMPLS}")
@@ -86,15 +85,13 @@ class _Part(nn.Module):
         self.report = PruneReport("structured-magnitude", 1.0, 1.0, 0, 0, 0, True)
 
     def layers(self) -> Iterator[EncoderLayer]:
-        for module in self.encoder.layer.values():
-            assert isinstance(module, EncoderLayer)
-            yield module
+        yield from self.encoder.ordered()
 
     def reprune(self, rho: float, method: str | None = None, seed: int = 0) -> PruneReport:
         """Re-prune this side to ``rho`` starting from the dense weights in the file."""
         rho = check_rho(rho)
         method = check_method(method if method is not None else self.method)
-        with WeightReader(self.source.weights_path) as reader:
+        with lean_allocations(), WeightReader(self.source.weights_path) as reader:
             self._load_layers(reader, rho, method, seed)
         logger.info("%s part of %s at split %s pruned: %s", self.side, self.source.name, self.split, self.report)
         return self.report
@@ -103,13 +100,17 @@ class _Part(nn.Module):
         config = self.source.config
         for i in self.layer_range:
             prefix = f"encoder.layer.{i}."
-            dense = reader.get_many([prefix + s for s in _LAYER_SUFFIXES])
-            rel = {k[len(prefix) :]: v for k, v in dense.items()}
-            del dense
-            pruned, kept = prune_layer(rel, config, rho, method, seed, i)
-            del rel
-            # Replacing the module drops the previous (pruned) layer before the next dense one is read.
-            self.encoder.layer[str(i)] = EncoderLayer(pruned, config, self.attn_impl).to(self.device_)
+
+            def read(key: str, prefix: str = prefix) -> Tensor:
+                return reader.get(prefix + key)
+
+            # Drop the old (pruned) layer before reading the new one, so the two never coexist.
+            if str(i) in self.encoder.layer:
+                del self.encoder.layer[str(i)]
+            tensors, kept = prune_layer(read, config, rho, method, seed, i)
+            tensors.update({k: read(k) for k in _LAYER_NORM_KEYS})
+            self.encoder.layer[str(i)] = EncoderLayer(tensors, config, self.attn_impl).to(self.device_)
+            del tensors
             self._kept[i] = kept
         self.rho, self.method, self.seed = rho, method, seed
         self.report = self._make_report(rho, method)
@@ -142,7 +143,7 @@ class DevicePart(_Part):
 
     def __init__(self, src: ModelSource, split: int, device: torch.device, attn_impl: str) -> None:
         super().__init__(src, split, range(0, split), device, attn_impl)
-        with WeightReader(src.weights_path) as reader:
+        with lean_allocations(), WeightReader(src.weights_path) as reader:
             emb = reader.get_many(["embeddings." + k for k in _EMBEDDING_KEYS])
         self.embeddings = Embeddings({k[len("embeddings.") :]: v for k, v in emb.items()}, src.config).to(device)
 

@@ -57,4 +57,5 @@ def load_full_model(src: ModelSource, device: str = "cpu", attn_impl: str = "sdp
     bad = [k for k in (*missing, *unexpected) if k not in _IGNORED]
     if bad:
         raise InvalidArgument(f"{src.weights_path} does not match the BERT config: {bad[:5]}")
-    return FullModel(src, bert.to(dev).eval(), dev).eval()
+    bert = bert.to(dev)  # type: ignore[arg-type]  # transformers types .to() for dtypes only
+    return FullModel(src, bert.eval(), dev).eval()

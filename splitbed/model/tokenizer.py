@@ -19,9 +19,7 @@ def load_tokenizer(src: ModelSource) -> Any:
     return AutoTokenizer.from_pretrained(str(src.tokenizer_dir), local_files_only=True)
 
 
-def tokenize(
-    tokenizer: Any, texts: list[str], max_seq_len: int, pad_to: int | None = None
-) -> dict[str, torch.Tensor]:
+def tokenize(tokenizer: Any, texts: list[str], max_seq_len: int, pad_to: int | None = None) -> dict[str, torch.Tensor]:
     """``input_ids``, ``attention_mask``, ``token_type_ids`` as int64 tensors [B, S].
 
     Texts are truncated at ``max_seq_len`` tokens (special tokens included).

@@ -19,6 +19,7 @@ import logging
 import os
 import struct
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -75,6 +76,9 @@ class WeightReader:
     def keys(self) -> list[str]:
         return sorted(self._entries)
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 
@@ -92,7 +96,7 @@ class WeightReader:
         if tensor.numel() * tensor.element_size() != nbytes:
             raise InvalidArgument(f"tensor {key} in {self.path}: byte range does not match its shape")
         if nbytes:
-            view = memoryview(tensor.view(torch.uint8).reshape(-1).numpy()).cast("B")
+            view = tensor.view(torch.uint8).reshape(-1).numpy().data.cast("B")
             self._fh.seek(self._data_start + start)
             got = self._fh.readinto(view)
             if got != nbytes:

@@ -153,16 +153,18 @@ class NodeProfile(_message.Message):
     def __init__(self, model: _Optional[str] = ..., n_layers: _Optional[int] = ..., seq_len: _Optional[int] = ..., encoding: _Optional[str] = ..., splits: _Optional[_Iterable[_Union[SplitCost, _Mapping]]] = ..., compute: _Optional[_Union[ComputeProfile, _Mapping]] = ..., link: _Optional[_Union[LinkProfile, _Mapping]] = ..., random_init: _Optional[bool] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("node_id", "role", "profile", "address")
+    __slots__ = ("node_id", "role", "profile", "address", "applied_version")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_VERSION_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     role: Role
     profile: NodeProfile
     address: str
-    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., profile: _Optional[_Union[NodeProfile, _Mapping]] = ..., address: _Optional[str] = ...) -> None: ...
+    applied_version: int
+    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., profile: _Optional[_Union[NodeProfile, _Mapping]] = ..., address: _Optional[str] = ..., applied_version: _Optional[int] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
     __slots__ = ("node_id", "current_version")

@@ -66,18 +66,22 @@ class ServerTimings(_message.Message):
     def __init__(self, decode_s: _Optional[float] = ..., queue_s: _Optional[float] = ..., server_compute_s: _Optional[float] = ..., server_stretch_s: _Optional[float] = ..., received_unix_ns: _Optional[int] = ..., sent_unix_ns: _Optional[int] = ...) -> None: ...
 
 class InferResponse(_message.Message):
-    __slots__ = ("request_id", "embedding", "timings", "config_version", "rho_server_applied")
+    __slots__ = ("request_id", "embedding", "timings", "config_version", "rho_server_applied", "server_energy_j", "server_energy_source")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
     RHO_SERVER_APPLIED_FIELD_NUMBER: _ClassVar[int]
+    SERVER_ENERGY_J_FIELD_NUMBER: _ClassVar[int]
+    SERVER_ENERGY_SOURCE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     embedding: _tensor_pb2.Tensor
     timings: ServerTimings
     config_version: int
     rho_server_applied: float
-    def __init__(self, request_id: _Optional[str] = ..., embedding: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., timings: _Optional[_Union[ServerTimings, _Mapping]] = ..., config_version: _Optional[int] = ..., rho_server_applied: _Optional[float] = ...) -> None: ...
+    server_energy_j: float
+    server_energy_source: str
+    def __init__(self, request_id: _Optional[str] = ..., embedding: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., timings: _Optional[_Union[ServerTimings, _Mapping]] = ..., config_version: _Optional[int] = ..., rho_server_applied: _Optional[float] = ..., server_energy_j: _Optional[float] = ..., server_energy_source: _Optional[str] = ...) -> None: ...
 
 class GetInfoRequest(_message.Message):
     __slots__ = ()

@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
 from splitbed.errors import Unavailable
 from splitbed.hw import sysfs
-from splitbed.hw.commands import Runner, run_command
 from splitbed.hw.clock.base import AppliedClock, ClockBackend, SnapMode, snap_hz
 from splitbed.hw.clock.cpufreq import CpufreqClock
+from splitbed.hw.commands import Runner, run_command
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +123,9 @@ def make_jetson_clock(
     gpu_devfreq: str | None = None,
     snap: SnapMode = "down",
     runner: Runner = run_command,
+    cpus: Iterable[int] | None = None,
 ) -> ClockBackend:
     """The Jetson GPU clock, or for ``target="cpu"`` its CPU clock (plain cpufreq)."""
     if target == "cpu":
-        return CpufreqClock(sysfs_root, snap=snap)
+        return CpufreqClock(sysfs_root, cpus, snap=snap)
     return JetsonGpuClock(sysfs_root, gpu_devfreq=gpu_devfreq, snap=snap, runner=runner)

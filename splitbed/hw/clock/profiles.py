@@ -42,6 +42,15 @@ PROFILES: dict[str, DeviceProfile] = {
             "approximate: 4x Cortex-A72, cpufreq 600-1500 MHz in 100 MHz steps, ~4 sustained FP32 FLOPs/cycle/core",
         ),
         DeviceProfile(
+            "edge-cpu",
+            2.0e9,
+            32.0,
+            8e8,
+            tuple(mhz * 1e6 for mhz in range(800, 2001, 200)),
+            "approximate: a modest x86 edge box (64 GFLOP/s at 2 GHz); the default server profile for emulation, "
+            "chosen slower than a 2-core CI host so it can be emulated there",
+        ),
+        DeviceProfile(
             "jetson-orin-nano",
             624.75e6,
             2048.0,

@@ -1,0 +1,81 @@
+"""Build the P1 problem of the live system from the profiles the nodes registered.
+
+Nothing here is typed in by hand: FLOPs, parameter counts and payload bits
+per split come from the device's profile (its model), f_max and FLOPs/cycle
+from each side's measured compute profile, the link from the device's link
+profile (gain estimated from the measured path).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.problem import Problem
+from controller.settings import ControllerSettings
+from splitbed.errors import FailedPrecondition
+from splitbed.v1 import control_pb2
+
+
+def _processor(profile: control_pb2.NodeProfile, who: str) -> dict[str, float]:
+    c = profile.compute
+    if c.f_max_hz <= 0 or c.flops_per_cycle <= 0:
+        raise FailedPrecondition(f"{who} profile has no compute figures (f_max_hz, flops_per_cycle)")
+    return {"f_max_hz": c.f_max_hz, "flops_per_cycle": c.flops_per_cycle, "pue": c.pue or 1.0,
+            "power_coeff": c.power_coeff or 1e-28}
+
+
+def problem_dict(
+    device: control_pb2.NodeProfile,
+    server: control_pb2.NodeProfile,
+    settings: ControllerSettings,
+    *,
+    latency_s: float,
+    energy_j: float,
+    pins: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    if device.model != server.model:
+        raise FailedPrecondition(f"device runs {device.model!r} but the server runs {server.model!r}")
+    if not device.splits:
+        raise FailedPrecondition("device profile lists no split points")
+    link = device.link
+    if link.gain <= 0 or link.bandwidth_hz <= 0:
+        raise FailedPrecondition("device profile has no link figures (gain, bandwidth_hz)")
+    splits = [
+        {
+            "split": s.split,
+            "device_flops": s.device_flops,
+            "server_flops": s.server_flops,
+            "device_params": s.device_params,
+            "server_params": s.server_params,
+            "payload_bits": s.payload_bits,
+        }
+        for s in device.splits
+    ]
+    return {
+        "device": _processor(device, "device"),
+        "server": _processor(server, "server"),
+        "link": {"bandwidth_hz": link.bandwidth_hz, "noise_psd_w_per_hz": link.noise_psd_w_per_hz,
+                 "gain": link.gain, "p_max_w": link.p_max_w},
+        "budget": {"latency_s": latency_s, "energy_j": energy_j},
+        "bits_per_param": settings.bits_per_param,
+        "entropy_bits_per_param": settings.entropy_bits_per_param,
+        "n_layers": device.n_layers,
+        "rho_min_device": settings.rho_min_device,
+        "rho_min_server": settings.rho_min_server,
+        "splits": splits,
+        "pins": {k: v for k, v in (pins or {}).items() if v is not None},
+    }
+
+
+def build_problem(
+    device: control_pb2.NodeProfile,
+    server: control_pb2.NodeProfile,
+    settings: ControllerSettings,
+    *,
+    latency_s: float,
+    energy_j: float,
+    pins: dict[str, float] | None = None,
+) -> Problem:
+    return Problem.model_validate(
+        problem_dict(device, server, settings, latency_s=latency_s, energy_j=energy_j, pins=pins)
+    )

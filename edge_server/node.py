@@ -1,0 +1,79 @@
+"""The edge server under a controller: its measured profile, and applying pushed configs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edge_server.compute import run_server_part
+from edge_server.registry import Served
+from splitbed.control import Applied
+from splitbed.model import split_table
+from splitbed.v1 import control_pb2
+
+if TYPE_CHECKING:
+    from edge_server.server import EdgeServer
+
+logger = logging.getLogger(__name__)
+
+
+class ServerNode:
+    def __init__(self, edge: EdgeServer) -> None:
+        self.edge = edge
+
+    def _achieved_flops_per_s(self) -> float:
+        """Best of timed runs of the served part as it is now (clock cap and emulation included)."""
+        served = self.edge.registry.current
+        seq = self.edge.settings.profile_seq_len
+        if served is None or served.flops(seq) == 0:
+            return 0.0
+        hidden = np.random.default_rng(0).standard_normal((1, seq, self.edge.source.hidden_size)).astype(np.float32)
+        mask = np.ones((1, seq), np.int64)
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            run_server_part(served.part, hidden, mask, t0, self.edge.stage, served.flops(seq))
+            times.append(time.perf_counter() - t0)
+        return served.flops(seq) / min(times[1:])
+
+    async def profile(self) -> control_pb2.NodeProfile:
+        edge = self.edge
+        seq = edge.settings.profile_seq_len
+        achieved = await asyncio.to_thread(self._achieved_flops_per_s)
+        compute = edge.stage.compute_profile(achieved)
+        if compute.flops_per_cycle <= 0 and edge.stage.flops_per_cycle:
+            compute.flops_per_cycle = edge.stage.flops_per_cycle
+        table = split_table(edge.source, seq)
+        return control_pb2.NodeProfile(
+            model=edge.settings.model, n_layers=edge.source.n_layers, seq_len=seq, compute=compute,
+            random_init=edge.source.random_init,
+            splits=[control_pb2.SplitCost(split=t.split, device_flops=t.device_flops, server_flops=t.server_flops,
+                                          device_params=t.device_prunable, server_params=t.server_prunable)
+                    for t in table],
+        )
+
+    async def apply(self, config: control_pb2.Config) -> Applied:
+        edge = self.edge
+        k = config.knobs
+        method = config.method or edge.settings.method
+        served: Served = await asyncio.to_thread(edge.load, config.version, k.split, k.rho_server, method)
+        clock = await asyncio.to_thread(edge.stage.set_freq, k.freq_server_hz)
+        edge.registry.install(served)
+        sources = {"rho_server": f"achieved ({method})", "split": "applied"}
+        freq = k.freq_server_hz
+        if clock is not None:
+            freq = clock.applied_hz
+            sources["freq_server_hz"] = "emulated" if clock.emulated else f"applied:{clock.backend}"
+        else:
+            sources["freq_server_hz"] = "not applied (clock backend 'none')"
+        return Applied(
+            knobs=control_pb2.Knobs(split=k.split, rho_device=k.rho_device,
+                                    rho_server=served.part.report.achieved_rho, power_w=k.power_w,
+                                    freq_device_hz=k.freq_device_hz, freq_server_hz=freq),
+            sources=sources,
+        )

@@ -1,0 +1,95 @@
+"""Start the testbed's real processes on free ports (used by the demo, the benchmarks and the tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def child_env(threads: int = 1, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
+                "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Proc:
+    popen: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+
+def wait_healthy(address: str, service: str = "", timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise TimeoutError(f"{address} not SERVING within {timeout} s")
+
+
+def start(module: str, args: Sequence[str], *, threads: int = 1, timeout: float = 180.0,
+          env: dict[str, str] | None = None) -> Proc:
+    """Start `python -m module ARGS --port 0 --port-file F`, wait until its health service says SERVING."""
+    tmp = Path(tempfile.mkdtemp(prefix="splitbed-"))
+    port_file = tmp / "port"
+    log = tmp / "log"
+    popen = subprocess.Popen(
+        [sys.executable, "-m", module, *args, "--port", "0", "--port-file", str(port_file)],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env or child_env(threads), cwd=ROOT,
+    )
+    deadline = time.monotonic() + timeout
+    while not port_file.exists() or not port_file.read_text().strip():
+        if popen.poll() is not None:
+            raise RuntimeError(f"{module} exited with {popen.returncode}:\n{log.read_text(errors='replace')}")
+        if time.monotonic() > deadline:
+            popen.kill()
+            raise TimeoutError(f"{module} did not start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.1)
+    proc = Proc(popen, int(port_file.read_text()), log)
+    wait_healthy(proc.address, timeout=max(1.0, deadline - time.monotonic()))
+    return proc
+
+
+def start_edge(split: int, rho: float = 1.0, method: str = "structured-magnitude", model: str = "minilm",
+               extra: Sequence[str] = (), threads: int = 1) -> Proc:
+    return start("edge_server", ["serve", "--model", model, "--split", str(split), "--rho", str(rho),
+                                 "--method", method, "--host", "127.0.0.1", *extra], threads=threads)

@@ -1,0 +1,96 @@
+"""One compute stage's hardware: its clock cap and its energy meter.
+
+The device agent and the edge server each own one. It turns the measured
+compute time of a request into the stage time under the applied clock cap
+(emulated clocks stretch; real clocks already run slower), and gives the
+stage's energy, labelled measured or modelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from splitbed.hw.clock import ClockBackend, EmulatedClock, make_clock
+from splitbed.hw.clock.base import AppliedClock
+from splitbed.hw.energy import EnergyMeter, EnergyReading, ModelEnergyMeter, make_energy_meter
+from splitbed.v1 import control_pb2
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StageTiming:
+    compute_s: float  # measured host compute + emulated stretch
+    stretch_s: float
+    energy: EnergyReading | None
+
+
+class Stage:
+    """Clock + energy meter of one side; `clock_kind='none'` runs at host speed with no cap."""
+
+    def __init__(self, clock_kind: str, profile: str, energy_kind: str, *, pue: float, phi: float,
+                 host_flops_per_s: float | None = None) -> None:
+        self.clock: ClockBackend | None = None
+        if clock_kind != "none":
+            self.clock = make_clock(clock_kind, profile=profile, host_flops_per_s=host_flops_per_s)
+        c = self.flops_per_cycle or 32.0
+        self.pue, self.phi = pue, phi
+        self.meter: EnergyMeter = make_energy_meter(energy_kind, phi=phi, flops_per_cycle=c, pue=pue)
+        self.applied: AppliedClock | None = None
+
+    @property
+    def emulated(self) -> bool:
+        return isinstance(self.clock, EmulatedClock)
+
+    @property
+    def flops_per_cycle(self) -> float | None:
+        return self.clock.flops_per_cycle if isinstance(self.clock, EmulatedClock) else None
+
+    @property
+    def freq_hz(self) -> float:
+        return self.clock.current_hz() if self.clock is not None else 0.0
+
+    def set_freq(self, hz: float) -> AppliedClock | None:
+        if self.clock is None or hz <= 0:
+            return None
+        self.applied = self.clock.set_cap(hz)
+        return self.applied
+
+    def begin(self) -> tuple[float, object]:
+        return time.perf_counter(), self.meter.begin()
+
+    def finish(self, started: tuple[float, object], flops: float) -> StageTiming:
+        """Call right after the compute: sleeps the emulated stretch, returns timing and energy."""
+        t0, token = started
+        measured = time.perf_counter() - t0
+        stretch = 0.0
+        if isinstance(self.clock, EmulatedClock):
+            stretch = self.clock.sleep_stretch(flops, measured)
+        energy = None
+        freq = self.freq_hz
+        if isinstance(self.meter, ModelEnergyMeter):
+            if freq > 0:
+                energy = self.meter.estimate(flops, freq)
+        else:
+            energy = self.meter.end(token, flops=flops, freq_hz=freq or None)  # type: ignore[arg-type]
+        return StageTiming(measured + stretch, stretch, energy)
+
+    def compute_profile(self, achieved_flops_per_s: float) -> control_pb2.ComputeProfile:
+        """flops_per_cycle = achieved FLOP/s / f, with f read from the clock backend."""
+        clock = self.clock
+        f = clock.current_hz() if clock is not None else 0.0
+        f_max = clock.max_hz() if clock is not None else 0.0
+        steps = (clock.steps_hz() or []) if clock is not None else []
+        return control_pb2.ComputeProfile(
+            achieved_flops_per_s=achieved_flops_per_s, clock_hz=f,
+            flops_per_cycle=achieved_flops_per_s / f if f > 0 else 0.0, f_max_hz=f_max,
+            clock_backend=clock.name if clock is not None else "none",
+            clock_emulated=self.emulated, pue=self.pue, power_coeff=self.phi, clock_steps_hz=steps,
+        )
+
+    def close(self) -> None:
+        if self.clock is not None:
+            self.clock.close()
+        self.meter.close()
