@@ -206,7 +206,10 @@ def main() -> None:
         r["share_of_whole"] = round(r["model_mb"] / whole[r["model"]]["model_mb"], 3)
         r["share_of_whole_load"] = round(r["load_mb"] / whole[r["model"]]["load_mb"], 3)
 
-    table = Table(title=f"Model memory per process (peak RSS - baseline), seq {SEQ}, batch 1, runtime {'cold' if args.cold else 'warmed'}")
+    table = Table(
+        title=f"Model memory per process (peak RSS - baseline), seq {SEQ}, batch 1, "
+        f"runtime {'cold' if args.cold else 'warmed'}"
+    )
     cols = ("model", "kind", "L", "method", "rho", "params MiB", "load MiB", "load+infer MiB", "share", "share load")
     for col in cols:
         table.add_column(col, justify="right")
@@ -232,13 +235,15 @@ def main() -> None:
             console.print(f"target {model} device L={split} rho=0.5: {share:.1%} of whole (<= {limit:.0%}) {verdict}")
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "memory.csv", "w", newline="") as fh:
+    stem = "memory_cold" if args.cold else "memory"
+    with open(RESULTS / f"{stem}.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
         writer.writeheader()
         writer.writerows(rows)
-    (RESULTS / "memory.json").write_text(json.dumps({"rows": rows, "targets": verdicts}, indent=2))
-    plot(rows, RESULTS / "memory.png")
-    console.print(f"wrote {RESULTS / 'memory.csv'}, memory.json, memory.png")
+    meta = {"seq_len": SEQ, "batch": 1, "runtime": "cold" if args.cold else "warmed"}
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows, "targets": verdicts}, indent=2))
+    plot(rows, RESULTS / f"{stem}.png")
+    console.print(f"wrote {RESULTS / stem}.csv, .json, .png")
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:

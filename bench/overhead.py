@@ -50,8 +50,9 @@ async def two_process(runner: DeviceRunner, inputs: list, n: int) -> list[float]
 async def measure(split: int, encoding: str, n: int, seq: int, threads: int, rounds: int) -> dict:
     edge = start_edge(split, 1.0, threads=threads)
     try:
-        runner = DeviceRunner(AgentSettings(server=edge.address, split=split, encoding=encoding, seq_len=seq,
-                                            warmup=0, threads=threads))
+        runner = DeviceRunner(
+            AgentSettings(server=edge.address, split=split, encoding=encoding, seq_len=seq, warmup=0, threads=threads)
+        )
         await runner.connect()
         server_part = load_server_part(runner.source, split)
         server_part.eval()
@@ -68,8 +69,16 @@ async def measure(split: int, encoding: str, n: int, seq: int, threads: int, rou
     finally:
         edge.stop()
     b, c = statistics.median(base), statistics.median(co)
-    return {"split": split, "encoding": encoding, "seq_len": seq, "requests": len(co),
-            "one_process_median_s": b, "two_process_median_s": c, "ratio": c / b, "added_s": c - b}
+    return {
+        "split": split,
+        "encoding": encoding,
+        "seq_len": seq,
+        "requests": len(co),
+        "one_process_median_s": b,
+        "two_process_median_s": c,
+        "ratio": c / b,
+        "added_s": c - b,
+    }
 
 
 def main() -> int:
@@ -82,17 +91,26 @@ def main() -> int:
     parser.add_argument("--out", default="bench/results/overhead.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [asyncio.run(measure(args.split, enc, args.requests, args.seq_len, args.threads, args.rounds))
-            for enc in ("fp32", "fp16")]
-    table = Table(title=f"co-inference overhead, MiniLM seq {args.seq_len}, split {args.split} "
-                        "(measured: perf_counter, loopback)")
+    rows = [
+        asyncio.run(measure(args.split, enc, args.requests, args.seq_len, args.threads, args.rounds))
+        for enc in ("fp32", "fp16")
+    ]
+    table = Table(
+        title=f"co-inference overhead, MiniLM seq {args.seq_len}, split {args.split} (measured: perf_counter, loopback)"
+    )
     for col in ("encoding", "requests", "one process (ms)", "two processes (ms)", "ratio", "added (ms)", "target"):
         table.add_column(col, justify="right")
     for r in rows:
         ok = r["ratio"] <= 1.10 and r["added_s"] <= 1e-3
-        table.add_row(r["encoding"], str(r["requests"]), f"{r['one_process_median_s'] * 1e3:.2f}",
-                      f"{r['two_process_median_s'] * 1e3:.2f}", f"{r['ratio']:.3f}", f"{r['added_s'] * 1e3:.2f}",
-                      "[green]met" if ok else "[red]missed")
+        table.add_row(
+            r["encoding"],
+            str(r["requests"]),
+            f"{r['one_process_median_s'] * 1e3:.2f}",
+            f"{r['two_process_median_s'] * 1e3:.2f}",
+            f"{r['ratio']:.3f}",
+            f"{r['added_s'] * 1e3:.2f}",
+            "[green]met" if ok else "[red]missed",
+        )
     console.print(table)
     with open(args.out, "w") as fh:
         json.dump(rows, fh, indent=2)

@@ -99,15 +99,17 @@ def main() -> None:
             if nat.status == "optimal" and ex.status == "optimal":
                 n = spec.device_params + spec.server_params
                 nat_ok += _gap(ex.kept_params, nat.kept_params, n) <= 1e-3
-        per_split.append({
-            "split": spec.split,
-            "exact_ms_median": statistics.median(exact_ms),
-            "sca_phase1_ms_median": statistics.median(sca_ms),
-            "sca_phase1_iterations_median": statistics.median(iters) if iters else None,
-            "sca_phase1_max_rel_gap": max(gaps) if gaps else None,
-            "sca_natural_success": f"{nat_ok}/{len(budgets)}",
-            "sca_natural_ms_median": statistics.median(nat_ms),
-        })
+        per_split.append(
+            {
+                "split": spec.split,
+                "exact_ms_median": statistics.median(exact_ms),
+                "sca_phase1_ms_median": statistics.median(sca_ms),
+                "sca_phase1_iterations_median": statistics.median(iters) if iters else None,
+                "sca_phase1_max_rel_gap": max(gaps) if gaps else None,
+                "sca_natural_success": f"{nat_ok}/{len(budgets)}",
+                "sca_natural_ms_median": statistics.median(nat_ms),
+            }
+        )
     results["per_split"] = per_split
     results["budgets"] = budgets
 
@@ -115,9 +117,11 @@ def main() -> None:
     head = Table(title="P1 solver timing (exact = convex reformulation, Clarabel)")
     for col in ("measure", "value ms", "target ms", "ok"):
         head.add_column(col, justify="right")
-    for name, key, target in (("first solve (build)", "build_ms", "build_ms"),
-                              ("warm re-solve, one split (median)", "resolve_ms_median", "resolve_ms"),
-                              ("warm, all 13 splits (median)", "all_splits_ms_median", "all_splits_ms")):
+    for name, key, target in (
+        ("first solve (build)", "build_ms", "build_ms"),
+        ("warm re-solve, one split (median)", "resolve_ms_median", "resolve_ms"),
+        ("warm, all 13 splits (median)", "all_splits_ms_median", "all_splits_ms"),
+    ):
         ok = "yes" if results[key] <= TARGETS[target] else "NO"
         head.add_row(name, f"{results[key]:.2f}", f"{TARGETS[target]:.0f}", ok)
     console.print(head)
@@ -126,9 +130,15 @@ def main() -> None:
         tab.add_column(col, justify="right")
     for r in per_split:
         gap = r["sca_phase1_max_rel_gap"]
-        tab.add_row(str(r["split"]), f"{r['exact_ms_median']:.2f}", f"{r['sca_phase1_ms_median']:.1f}",
-                    str(r["sca_phase1_iterations_median"]), "-" if gap is None else f"{gap:.1e}",
-                    str(r["sca_natural_success"]), f"{r['sca_natural_ms_median']:.1f}")
+        tab.add_row(
+            str(r["split"]),
+            f"{r['exact_ms_median']:.2f}",
+            f"{r['sca_phase1_ms_median']:.1f}",
+            str(r["sca_phase1_iterations_median"]),
+            "-" if gap is None else f"{gap:.1e}",
+            str(r["sca_natural_success"]),
+            f"{r['sca_natural_ms_median']:.1f}",
+        )
     console.print(tab)
     out = ROOT / "bench/results/solver.json"
     out.parent.mkdir(parents=True, exist_ok=True)

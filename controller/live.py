@@ -19,12 +19,12 @@ from controller.live_problem import build_problem
 from controller.planner import Planner
 from controller.problem import Answer
 from controller.settings import ControllerSettings
-from splitbed.errors import FailedPrecondition, NotFound, Unavailable
+from splitbed.errors import FailedPrecondition, NotFound, SplitbedError, Unavailable
 from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
 
-ROLES = {control_pb2.ROLE_DEVICE: "device", control_pb2.ROLE_SERVER: "server"}
+ROLES: dict[int, str] = {control_pb2.ROLE_DEVICE: "device", control_pb2.ROLE_SERVER: "server"}
 PIN_FIELDS = ("split", "rho_device", "rho_server", "power_w", "freq_device_hz", "freq_server_hz")
 
 
@@ -88,6 +88,7 @@ class LiveSystem:
         self.pins: dict[str, float] = {}
         self._replan_lock = asyncio.Lock()
         self.last_answer: Answer | None = None
+        self.last_error: str | None = None
 
     # -- nodes ---------------------------------------------------------------------------
     def node(self, node_id: str) -> Node:
@@ -159,7 +160,11 @@ class LiveSystem:
     async def _replan_quietly(self, reason: str) -> None:
         try:
             await self.replan(reason)
-        except Exception:
+        except SplitbedError as exc:
+            self.last_error = f"re-plan ({reason}) failed: {type(exc).__name__}: {exc}"
+            logger.error("%s", self.last_error)
+        except Exception as exc:
+            self.last_error = f"re-plan ({reason}) failed: {type(exc).__name__}: {exc}"
             logger.exception("re-plan (%s) failed", reason)
 
     # -- planning ------------------------------------------------------------------------
@@ -193,8 +198,10 @@ class LiveSystem:
             answer = await self.solve_live(latency_s, energy_j, pins)
             self.last_answer = answer
             if answer.status != "optimal":
-                logger.warning("no plan (%s): %s %s", reason, answer.status, answer.message or "")
+                self.last_error = f"no plan ({reason}): {answer.status} {answer.message or ''}".strip()
+                logger.warning("%s", self.last_error)
                 return answer, None
+            self.last_error = None
             if latency_s or energy_j:
                 self.budget = (latency_s or self.budget[0], energy_j or self.budget[1])
             if pins is not None:

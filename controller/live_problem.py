@@ -40,6 +40,11 @@ def problem_dict(
     link = device.link
     if link.gain <= 0 or link.bandwidth_hz <= 0:
         raise FailedPrecondition("device profile has no link figures (gain, bandwidth_hz)")
+    pins = dict(pins or {})
+    # A side without a clock backend cannot be capped: plan it at its (nominal) f_max.
+    for profile, key in ((device, "freq_device_hz"), (server, "freq_server_hz")):
+        if profile.compute.clock_backend == "none":
+            pins.setdefault(key, profile.compute.f_max_hz)
     splits = [
         {
             "split": s.split,
@@ -63,7 +68,7 @@ def problem_dict(
         "rho_min_device": settings.rho_min_device,
         "rho_min_server": settings.rho_min_server,
         "splits": splits,
-        "pins": {k: v for k, v in (pins or {}).items() if v is not None},
+        "pins": {k: v for k, v in pins.items() if v is not None},
     }
 
 

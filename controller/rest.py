@@ -57,6 +57,7 @@ def plan_view(live: LiveSystem) -> dict[str, Any]:
         "answer": plan.answer.model_dump() if plan else None,
         "budget": {"latency_s": live.budget[0], "energy_j": live.budget[1]},
         "pins": live.pins,
+        "last_error": live.last_error,
         "history": live.history[-20:],
     }
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,14 @@ from splitbed.grpc_server import start_server
 from splitbed.v1 import control_pb2, control_pb2_grpc
 
 logger = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: SIGTERM stops gRPC and REST together, here."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -47,16 +58,13 @@ async def serve(settings: ControllerSettings) -> None:
     sock = _bind(settings.host, settings.rest_port)
     rest_port = sock.getsockname()[1]
     config = uvicorn.Config(create_app(live), log_level="warning", lifespan="off")
-    rest = uvicorn.Server(config)
-    rest.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own SIGTERM
+    rest = _Server(config)
 
     async def stop() -> None:
         rest.should_exit = True
         await grpc_server.stop()
 
     loop = asyncio.get_running_loop()
-    import signal
-
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: loop.create_task(stop()))
     rest_task = loop.create_task(rest.serve(sockets=[sock]))

@@ -52,7 +52,7 @@ async def run_agent(settings: AgentSettings) -> int:
     runner = DeviceRunner(settings)
     link: ControlLink | None = None
     try:
-        await runner.connect()
+        await runner.connect(standalone=not settings.controller)
         on_record: Any = None
         if settings.controller:
             link, node = await follow_controller(runner, settings)

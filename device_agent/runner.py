@@ -109,12 +109,16 @@ class DeviceRunner:
         self.state = _replace(self.state, power_w=power_w)
         return applied
 
-    async def connect(self) -> inference_pb2.ServerInfo:
+    async def connect(self, *, standalone: bool = True) -> inference_pb2.ServerInfo:
+        """Wait for the edge server; standalone, also check it serves our split and learn its ratio.
+
+        Under a controller the split and ratios come with the first config instead.
+        """
         info = await self.client.wait_ready()
         if info.model and info.model != self.settings.model:
             raise FailedPrecondition(f"edge server serves model {info.model!r}, agent runs {self.settings.model!r}")
         current = max(info.parts, key=lambda p: p.identity.config_version, default=None)
-        if current is not None and self.state.version == 0:
+        if standalone and current is not None and self.state.version == 0:
             if current.identity.split != self.state.split:
                 raise FailedPrecondition(
                     f"edge server serves split {current.identity.split}, agent was started with --split "

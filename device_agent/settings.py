@@ -7,13 +7,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from splitbed.settings_common import (
     CLOCK_FIELD,
-    HOST_FLOPS_FIELD,
-    ENERGY_FIELD,
-    PHI_FIELD,
-    PUE_FIELD,
     DEVICE_FIELD,
+    ENERGY_FIELD,
+    HOST_FLOPS_FIELD,
     METHOD_FIELD,
     MODEL_FIELD,
+    PHI_FIELD,
+    PUE_FIELD,
     RHO_FIELD,
     SPLIT_FIELD,
     THREADS_FIELD,

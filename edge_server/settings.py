@@ -7,9 +7,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from splitbed.settings_common import (
     CLOCK_FIELD,
-    HOST_FLOPS_FIELD,
-    ENERGY_FIELD,
     DEVICE_FIELD,
+    ENERGY_FIELD,
+    HOST_FLOPS_FIELD,
     METHOD_FIELD,
     MODEL_FIELD,
     RHO_FIELD,

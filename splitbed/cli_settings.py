@@ -22,7 +22,9 @@ def _scalar_type(annotation: Any) -> Any:
     return annotation
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[BaseSettings], skip: set[str] | None = None) -> None:
+def add_settings_arguments(
+    parser: argparse.ArgumentParser, cls: type[BaseSettings], skip: set[str] | None = None
+) -> None:
     for name, field in cls.model_fields.items():
         if skip and name in skip:
             continue

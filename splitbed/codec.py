@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,12 +20,12 @@ from splitbed.v1 import tensor_pb2
 
 ENCODINGS = ("fp32", "fp16", "int8")
 
-_ENCODING_ENUM = {
+_ENCODING_ENUM: dict[str, Any] = {
     "fp32": tensor_pb2.ENCODING_FP32,
     "fp16": tensor_pb2.ENCODING_FP16,
     "int8": tensor_pb2.ENCODING_INT8,
 }
-_ENCODING_NAME = {v: k for k, v in _ENCODING_ENUM.items()}
+_ENCODING_NAME: dict[int, str] = {v: k for k, v in _ENCODING_ENUM.items()}
 
 _DTYPES: dict[int, np.dtype] = {
     tensor_pb2.DTYPE_FLOAT32: np.dtype("<f4"),
@@ -34,7 +35,7 @@ _DTYPES: dict[int, np.dtype] = {
     tensor_pb2.DTYPE_INT64: np.dtype("<i8"),
 }
 # Which wire dtype each float encoding must carry; anything else is rejected.
-_EXPECTED_DTYPE = {
+_EXPECTED_DTYPE: dict[int, Any] = {
     tensor_pb2.ENCODING_FP32: tensor_pb2.DTYPE_FLOAT32,
     tensor_pb2.ENCODING_FP16: tensor_pb2.DTYPE_FLOAT16,
     tensor_pb2.ENCODING_INT8: tensor_pb2.DTYPE_INT8,
@@ -42,7 +43,7 @@ _EXPECTED_DTYPE = {
 MAX_RANK = 4
 
 
-def encoding_enum(name: str) -> int:
+def encoding_enum(name: str) -> Any:
     try:
         return _ENCODING_ENUM[name]
     except KeyError:
@@ -75,6 +76,7 @@ def encode_float(array: np.ndarray, encoding: str) -> tensor_pb2.Tensor:
 def encode_raw(array: np.ndarray) -> tensor_pb2.Tensor:
     """Encode an integer / mask array as it is (uint8 or int64)."""
     arr = np.ascontiguousarray(array)
+    enum: Any
     for enum, dt in _DTYPES.items():
         if arr.dtype.newbyteorder("<") == dt or arr.dtype == dt:
             return tensor_pb2.Tensor(
@@ -120,12 +122,12 @@ def decode(
     if len(msg.data) > limits.max_bytes:
         raise ResourceExhausted(f"{what}: {len(msg.data)} bytes exceeds the limit of {limits.max_bytes}")
     shape = _checked_shape(msg, what, limits)
-    if expect_shape is not None:
-        if len(shape) != len(expect_shape) or any(
-            e is not None and e != s for e, s in zip(expect_shape, shape, strict=False)
-        ):
-            want = ["*" if e is None else e for e in expect_shape]
-            raise InvalidArgument(f"{what}: shape {list(shape)} does not match expected {want}")
+    if expect_shape is not None and (
+        len(shape) != len(expect_shape)
+        or any(e is not None and e != s for e, s in zip(expect_shape, shape, strict=True))
+    ):
+        want = ["*" if e is None else e for e in expect_shape]
+        raise InvalidArgument(f"{what}: shape {list(shape)} does not match expected {want}")
     if msg.dtype not in _DTYPES:
         raise InvalidArgument(f"{what}: unknown dtype {msg.dtype}")
     if allow_dtypes is not None and msg.dtype not in allow_dtypes:

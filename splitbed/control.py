@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import grpc
 from grpc import aio
@@ -77,7 +78,7 @@ class ControlLink:
     async def _session(self) -> None:
         profile = await self._profile()
         await self.stub.Register(control_pb2.RegisterRequest(
-            node_id=self.node_id, role=self.role, profile=profile, address=self._serve_address,
+            node_id=self.node_id, role=cast(Any, self.role), profile=profile, address=self._serve_address,
             applied_version=self.version), timeout=10)
         self.connected.set()
         stream = self.stub.WatchConfig(control_pb2.WatchConfigRequest(node_id=self.node_id,

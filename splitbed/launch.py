@@ -32,6 +32,11 @@ class Proc:
     popen: subprocess.Popen[bytes]
     port: int
     log: Path
+    rest_port: int | None = None
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
 
     @property
     def address(self) -> str:
@@ -67,13 +72,16 @@ def wait_healthy(address: str, service: str = "", timeout: float = 120.0) -> Non
 
 
 def start(module: str, args: Sequence[str], *, threads: int = 1, timeout: float = 180.0,
-          env: dict[str, str] | None = None) -> Proc:
-    """Start `python -m module ARGS --port 0 --port-file F`, wait until its health service says SERVING."""
+          env: dict[str, str] | None = None, port_flags: Sequence[str] = ("--port", "0")) -> Proc:
+    """Start `python -m module ARGS --port 0 --port-file F`, wait until its health service says SERVING.
+
+    The port file holds the gRPC port, and for the controller the REST port after it.
+    """
     tmp = Path(tempfile.mkdtemp(prefix="splitbed-"))
     port_file = tmp / "port"
     log = tmp / "log"
     popen = subprocess.Popen(
-        [sys.executable, "-m", module, *args, "--port", "0", "--port-file", str(port_file)],
+        [sys.executable, "-m", module, *args, *port_flags, "--port-file", str(port_file)],
         stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env or child_env(threads), cwd=ROOT,
     )
     deadline = time.monotonic() + timeout
@@ -84,7 +92,8 @@ def start(module: str, args: Sequence[str], *, threads: int = 1, timeout: float 
             popen.kill()
             raise TimeoutError(f"{module} did not start:\n{log.read_text(errors='replace')}")
         time.sleep(0.1)
-    proc = Proc(popen, int(port_file.read_text()), log)
+    ports = [int(p) for p in port_file.read_text().split()]
+    proc = Proc(popen, ports[0], log, ports[1] if len(ports) > 1 else None)
     wait_healthy(proc.address, timeout=max(1.0, deadline - time.monotonic()))
     return proc
 
@@ -93,3 +102,8 @@ def start_edge(split: int, rho: float = 1.0, method: str = "structured-magnitude
                extra: Sequence[str] = (), threads: int = 1) -> Proc:
     return start("edge_server", ["serve", "--model", model, "--split", str(split), "--rho", str(rho),
                                  "--method", method, "--host", "127.0.0.1", *extra], threads=threads)
+
+
+def start_controller(extra: Sequence[str] = ()) -> Proc:
+    return start("controller", ["serve", "--host", "127.0.0.1", *extra],
+                 port_flags=("--grpc-port", "0", "--rest-port", "0"))

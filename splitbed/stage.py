@@ -19,6 +19,8 @@ from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
 
+NOMINAL_HZ = 1e9
+
 
 @dataclass
 class StageTiming:
@@ -80,8 +82,10 @@ class Stage:
     def compute_profile(self, achieved_flops_per_s: float) -> control_pb2.ComputeProfile:
         """flops_per_cycle = achieved FLOP/s / f, with f read from the clock backend."""
         clock = self.clock
-        f = clock.current_hz() if clock is not None else 0.0
-        f_max = clock.max_hz() if clock is not None else 0.0
+        # No clock backend: the side runs at host speed with no cap. It is described at a nominal 1 GHz so
+        # that c = FLOP/s / f stays meaningful; the controller pins such a side's frequency at f_max.
+        f = clock.current_hz() if clock is not None else NOMINAL_HZ
+        f_max = clock.max_hz() if clock is not None else NOMINAL_HZ
         steps = (clock.steps_hz() or []) if clock is not None else []
         return control_pb2.ComputeProfile(
             achieved_flops_per_s=achieved_flops_per_s, clock_hz=f,

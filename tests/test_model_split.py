@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from splitbed.errors import InvalidArgument, NotFound
+from splitbed.errors import FailedPrecondition, InvalidArgument, NotFound
 from splitbed.model import (
     DevicePart,
     ModelSource,
@@ -165,3 +165,12 @@ def test_unknown_model_and_bad_tokenize(src: ModelSource) -> None:
 def test_truncation_at_max_seq_len(src: ModelSource) -> None:
     enc = tokenize(load_tokenizer(src), ["word " * 400], src.max_seq_len)
     assert enc["input_ids"].shape == (1, 256)
+
+
+def test_cuda_device(src: ModelSource, batch: dict[str, torch.Tensor], reference: torch.Tensor) -> None:
+    if not torch.cuda.is_available():
+        with pytest.raises(FailedPrecondition, match="cuda"):
+            load_device_part(src, 2, device="cuda")
+        return
+    out = run_split(src, 2, batch, device="cuda")
+    assert torch.allclose(out.cpu(), reference, atol=1e-4)
