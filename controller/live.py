@@ -20,6 +20,7 @@ from controller.planner import Planner
 from controller.problem import Answer
 from controller.settings import ControllerSettings
 from splitbed.errors import FailedPrecondition, NotFound, SplitbedError, Unavailable
+from splitbed.metrics import Metrics
 from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class LiveSystem:
         self._replan_lock = asyncio.Lock()
         self.last_answer: Answer | None = None
         self.last_error: str | None = None
+        self.metrics = Metrics("controller")
 
     # -- nodes ---------------------------------------------------------------------------
     def node(self, node_id: str) -> Node:
@@ -210,6 +212,8 @@ class LiveSystem:
             model = self.by_role("device")[0].profile.model
             plan = Plan(config_from_answer(self.version, answer, model, self.settings, reason), answer)
             self.plan = plan
+            self.metrics.stage_seconds.labels("controller", "solve").observe(answer.solve_time_s)
+            self.metrics.applied(plan.config.version, {f: getattr(plan.config.knobs, f) for f in PIN_FIELDS})
             await self._push(plan)
             self.history.append({"version": plan.config.version, "reason": reason, "status": plan.status,
                                  "budget": {"latency_s": self.budget[0], "energy_j": self.budget[1]},

@@ -131,6 +131,10 @@ def create_app(live: LiveSystem) -> FastAPI:
         await live.replan("pins cleared", pins={})
         return plan_view(live)
 
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics of the controller")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(live.metrics.exposition(), media_type="text/plain; version=0.0.4")
+
     @app.get("/healthz", response_class=PlainTextResponse)
     async def healthz() -> str:
         return "ok"

@@ -99,7 +99,9 @@ class DeviceNode:
             freq = clock.applied_hz
             sources["freq_device_hz"] = "emulated" if clock.emulated else f"applied:{clock.backend}"
         else:
-            sources["freq_device_hz"] = "not applied (clock backend 'none')"
+            sources["freq_device_hz"] = (
+                "not applied: no clock backend" if runner.stage.clock is None else "not applied: no device stage"
+            )
         power = k.power_w
         if power > 0:
             link = runner.apply_power(power)
@@ -111,6 +113,8 @@ class DeviceNode:
             method=method, encoding=encoding, version=config.version, predicted=config.predicted,
             power_w=power,
         )
+        runner.metrics.applied(config.version, {"split": k.split, "rho_device": part.report.achieved_rho,
+                                                "power_w": power, "freq_device_hz": freq})
         return Applied(
             knobs=control_pb2.Knobs(split=k.split, rho_device=part.report.achieved_rho, rho_server=k.rho_server,
                                     power_w=power, freq_device_hz=freq, freq_server_hz=k.freq_server_hz),

@@ -21,6 +21,7 @@ from splitbed.codec import Limits, decode, encode_float, encode_raw
 from splitbed.errors import FailedPrecondition
 from splitbed.hw.energy import upload_energy
 from splitbed.hw.link import LinkBackend, make_link
+from splitbed.metrics import Metrics
 from splitbed.model import DevicePart, load_device_part, load_tokenizer, profile_part, resolve_model, tokenize
 from splitbed.stage import Stage
 from splitbed.v1 import control_pb2, inference_pb2
@@ -93,6 +94,9 @@ class DeviceRunner:
         )
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="device-compute")
         self._limits = Limits(max_bytes=settings.max_message_bytes)
+        self.metrics = Metrics("device")
+        if settings.metrics_port is not None:
+            self.metrics.serve(settings.metrics_port)
 
     def load_part(self, split: int, rho: float, method: str) -> DevicePart:
         part = load_device_part(self.source, split, rho=rho, method=method, device=self.settings.device,
@@ -217,6 +221,12 @@ class DeviceRunner:
             energy["server_source"] = response.server_energy_source
         if energy:
             record["energy"] = energy
+        m = self.metrics
+        m.observe_stages({k: v for k, v in record["timings"].items() if not k.endswith("stretch_s")})
+        for stage in ("device", "upload"):
+            if f"{stage}_j" in energy:
+                m.observe_energy(stage, energy[f"{stage}_j"], energy[f"{stage}_source"])
+        m.config_version.labels("device").set(state.version)
         if state.predicted is not None:
             p = state.predicted
             record["predicted"] = {
@@ -227,6 +237,8 @@ class DeviceRunner:
             }
             record["prediction_error"] = (record["timings"]["e2e_s"] - p.latency_s) / p.latency_s \
                 if p.latency_s > 0 else None
+            if record["prediction_error"] is not None:
+                m.prediction_error.labels("device").set(record["prediction_error"])
         return record
 
     async def run(self, texts: list[str], on_record: Callable[[dict[str, Any]], Any] | None = None) -> list[dict]:

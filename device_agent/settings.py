@@ -70,3 +70,6 @@ class AgentSettings(BaseSettings):
     path_loss_exponent: float = Field(2.8, gt=0, description="Path-loss exponent alpha.")
     telemetry_every: int = Field(20, ge=1, description="Report telemetry to the controller every N requests.")
     wait_config_s: float = Field(120.0, gt=0, description="With a controller: wait this long for the first plan, s.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve Prometheus /metrics on this port (0 = free port; unset = off)."
+    )

@@ -18,6 +18,7 @@ from edge_server.settings import EdgeSettings
 from splitbed.codec import Limits
 from splitbed.control import ControlLink
 from splitbed.grpc_server import ManagedServer, start_server
+from splitbed.metrics import Metrics
 from splitbed.model import load_server_part, resolve_model
 from splitbed.stage import Stage
 from splitbed.v1 import control_pb2, inference_pb2, inference_pb2_grpc
@@ -40,6 +41,7 @@ class EdgeServer:
         self.managed: ManagedServer | None = None
         self.servicer: InferenceServicer | None = None
         self.control: ControlLink | None = None
+        self.metrics = Metrics("server")
 
     def load(self, version: int, split: int, rho: float, method: str) -> Served:
         """Load (and prune) the server part of `split`; blocking, call off the event loop."""
@@ -73,6 +75,7 @@ class EdgeServer:
             max_batch=s.max_batch,
             info=self.info(),
             stage=self.stage,
+            metrics=self.metrics,
         )
         servicer = self.servicer
 
@@ -89,6 +92,8 @@ class EdgeServer:
             self.control = ControlLink(s.controller, s.node_id, control_pb2.ROLE_SERVER, profile=node.profile,
                                        apply=node.apply, serve_address=f"{host}:{self.managed.port}")
             self.control.start()
+        if s.metrics_port is not None:
+            self.metrics.serve(s.metrics_port)
         if s.port_file:
             Path(s.port_file).write_text(str(self.managed.port))
         return self.managed.port

@@ -14,6 +14,9 @@ from grpc import aio
 from edge_server.compute import run_server_part
 from edge_server.registry import PartRegistry
 from splitbed.codec import Limits, encode_float
+from splitbed.errors import SplitbedError
+from splitbed.grpc_errors import status_for
+from splitbed.metrics import Metrics
 from splitbed.stage import Stage
 from splitbed.v1 import inference_pb2, inference_pb2_grpc
 from splitbed.wire import validate_request
@@ -31,8 +34,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         max_batch: int,
         info: inference_pb2.ServerInfo,
         stage: Stage,
+        metrics: Metrics,
     ) -> None:
         self._stage = stage
+        self._metrics = metrics
         self._registry = registry
         self._executor = executor
         self._limits = limits
@@ -44,44 +49,57 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         self, request_iterator: AsyncIterator[inference_pb2.InferRequest], context: aio.ServicerContext
     ) -> AsyncIterator[inference_pb2.InferResponse]:
         loop = asyncio.get_running_loop()
-        async for request in request_iterator:
-            received_ns = time.time_ns()
-            t0 = time.perf_counter()
-            ident = request.identity
-            with self._registry.lease(
-                version=ident.config_version, model=ident.model, split=ident.split, rho=ident.rho_server
-            ) as served:
-                hidden, mask = validate_request(
-                    request,
-                    limits=self._limits,
-                    hidden_size=self._info.hidden_size,
-                    max_seq_len=self._info.max_seq_len,
-                    max_batch=self._max_batch,
-                )
-                decode_s = time.perf_counter() - t0
-                queued = time.perf_counter()
-                flops = served.flops(hidden.shape[1]) * hidden.shape[0]
-                result = await loop.run_in_executor(
-                    self._executor, run_server_part, served.part, hidden, mask, queued, self._stage, flops
-                )
-            embedding: np.ndarray = result.embedding
-            self.requests_served += 1
-            yield inference_pb2.InferResponse(
-                request_id=request.request_id,
-                embedding=encode_float(embedding, "fp32"),
-                config_version=served.version,
-                rho_server_applied=served.rho,
-                server_energy_j=result.energy.joules if result.energy else 0.0,
-                server_energy_source=result.energy.source if result.energy else "",
-                timings=inference_pb2.ServerTimings(
-                    decode_s=decode_s,
-                    queue_s=result.queue_s,
-                    server_compute_s=result.compute_s,
-                    server_stretch_s=result.stretch_s,
-                    received_unix_ns=received_ns,
-                    sent_unix_ns=time.time_ns(),
-                ),
+        try:
+            async for request in request_iterator:
+                yield await self._serve_one(request, loop)
+        except SplitbedError as exc:
+            self._metrics.errors.labels("server", status_for(exc).name).inc()
+            raise
+
+    async def _serve_one(
+        self, request: inference_pb2.InferRequest, loop: asyncio.AbstractEventLoop
+    ) -> inference_pb2.InferResponse:
+        received_ns = time.time_ns()
+        t0 = time.perf_counter()
+        ident = request.identity
+        with self._registry.lease(
+            version=ident.config_version, model=ident.model, split=ident.split, rho=ident.rho_server
+        ) as served:
+            hidden, mask = validate_request(
+                request,
+                limits=self._limits,
+                hidden_size=self._info.hidden_size,
+                max_seq_len=self._info.max_seq_len,
+                max_batch=self._max_batch,
             )
+            decode_s = time.perf_counter() - t0
+            queued = time.perf_counter()
+            flops = served.flops(hidden.shape[1]) * hidden.shape[0]
+            result = await loop.run_in_executor(
+                self._executor, run_server_part, served.part, hidden, mask, queued, self._stage, flops
+            )
+        embedding: np.ndarray = result.embedding
+        self.requests_served += 1
+        self._metrics.observe_stages({"decode_s": decode_s, "queue_s": result.queue_s,
+                                      "server_compute_s": result.compute_s})
+        if result.energy is not None:
+            self._metrics.observe_energy("server", result.energy.joules, result.energy.source)
+        return inference_pb2.InferResponse(
+            request_id=request.request_id,
+            embedding=encode_float(embedding, "fp32"),
+            config_version=served.version,
+            rho_server_applied=served.rho,
+            server_energy_j=result.energy.joules if result.energy else 0.0,
+            server_energy_source=result.energy.source if result.energy else "",
+            timings=inference_pb2.ServerTimings(
+                decode_s=decode_s,
+                queue_s=result.queue_s,
+                server_compute_s=result.compute_s,
+                server_stretch_s=result.stretch_s,
+                received_unix_ns=received_ns,
+                sent_unix_ns=time.time_ns(),
+            ),
+        )
 
     async def GetInfo(  # noqa: N802
         self, request: inference_pb2.GetInfoRequest, context: aio.ServicerContext

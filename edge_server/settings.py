@@ -46,3 +46,6 @@ class EdgeSettings(BaseSettings):
     power_coeff: float = Field(1e-28, gt=0, description="Power coefficient phi~ of the server, W/(cycle/s)^3.")
     profile_seq_len: int = Field(128, gt=0, description="Sequence length at which compute is profiled, tokens.")
     port_file: str | None = Field(None, description="Write the bound port to this file once serving.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve Prometheus /metrics on this port (0 = free port; unset = off)."
+    )

@@ -1,55 +1,176 @@
-"""`make demo`: the testbed's processes on loopback with the embedded defaults.
+"""`make demo`: the testbed's three processes on loopback with the embedded defaults.
 
-Starts an edge server, runs a device agent on the built-in sample at a
-non-trivial split and pruning ratio (with fidelity against the unpruned,
-unsplit model), prints the table, stops every process, and exits 0.
+1. starts the controller, an edge server and a device agent (all-MiniLM-L6-v2, real weights; clocks
+   emulated to the paper's device and a modest edge CPU; uplink paced at r(p));
+2. the controller collects their measured profiles, solves P1 over every split point for the default
+   budgets and pushes the plan (version 1) to both sides;
+3. while the agent streams the sample workload, the budget is changed through REST
+   (`PUT /v1/budget`), and the new plan is applied live;
+4. prints, per plan version: L, rho, rho~, p, f, f~ and predicted vs measured latency; stops every
+   process and exits 0.
+
+`--standalone` runs the controller-less variant (explicit flags only).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 from rich.console import Console
+from rich.table import Table
 
-from splitbed.launch import ROOT, child_env, start_edge
+from splitbed.launch import ROOT, Proc, child_env, start, start_controller, start_edge
 
-console = Console()
+console = Console(width=150)
+
+
+def standalone(args: argparse.Namespace, out: Path) -> int:
+    console.rule("[bold]split-inference testbed demo (standalone: explicit flags)")
+    edge = start_edge(args.split, args.rho_server, args.method)
+    try:
+        console.print(f"edge server on {edge.address}: layers [{args.split}, 6) + pooling, rho~={args.rho_server}")
+        return subprocess.run(
+            [sys.executable, "-m", "device_agent", "run", "--server", edge.address, "--split", str(args.split),
+             "--rho", str(args.rho), "--method", args.method, "--encoding", "fp16", "--out", str(out),
+             "--reference"], env=child_env(), cwd=ROOT, check=False).returncode
+    finally:
+        edge.stop()
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def plan_line(plan: dict[str, Any]) -> str:
+    k, p = plan["config"]["knobs"], plan["config"]["predicted"]
+    return (f"v{plan['version']}: L={k['split']} rho={k['rho_device']:.3f} rho~={k['rho_server']:.3f} "
+            f"p={k['power_w'] * 1e3:.1f} mW f={k['freq_device_hz'] / 1e6:.0f} MHz "
+            f"f~={k['freq_server_hz'] / 1e6:.0f} MHz"
+            f" -> predicted {p['latency_s'] * 1e3:.1f} ms, {p['energy_j'] * 1e3:.2f} mJ")
+
+
+def version_table(records: list[dict[str, Any]], plans: dict[int, dict[str, Any]]) -> Table:
+    table = Table(title="plans applied live (predicted: paper eqs. 4-11 with the plan's knobs; measured: "
+                        "median e2e, perf_counter, emulated clocks + paced uplink)")
+    for col in ("version", "requests", "L", "rho", "rho~", "p (mW)", "f (MHz)", "f~ (MHz)", "predicted (ms)",
+                "measured (ms)", "error", "cosine"):
+        table.add_column(col, justify="right")
+    for version in sorted({r["config_version"] for r in records}):
+        rows = [r for r in records if r["config_version"] == version]
+        plan = plans.get(version)
+        measured = statistics.median(r["timings"]["e2e_s"] for r in rows)
+        cos = statistics.mean(r["cosine"] for r in rows) if "cosine" in rows[0] else float("nan")
+        if plan is None:
+            table.add_row(str(version), str(len(rows)), *["-"] * 7, f"{measured * 1e3:.1f}", "-", f"{cos:.4f}")
+            continue
+        k, p = plan["config"]["knobs"], plan["config"]["predicted"]
+        err = (measured - p["latency_s"]) / p["latency_s"]
+        table.add_row(str(version), str(len(rows)), str(k["split"]), f"{k['rho_device']:.3f}",
+                      f"{k['rho_server']:.3f}", f"{k['power_w'] * 1e3:.1f}", f"{k['freq_device_hz'] / 1e6:.0f}",
+                      f"{k['freq_server_hz'] / 1e6:.0f}", f"{p['latency_s'] * 1e3:.1f}", f"{measured * 1e3:.1f}",
+                      f"{err:+.1%}", f"{cos:.4f}")
+    return table
+
+
+def with_controller(args: argparse.Namespace, out: Path) -> int:
+    console.rule("[bold]split-inference testbed demo: controller + edge server + device agent on loopback")
+    procs: list[Proc] = []
+    agent: subprocess.Popen[bytes] | None = None
+    try:
+        controller = start_controller(["--latency-budget-s", str(args.latency), "--energy-budget-j",
+                                       str(args.energy)])
+        procs.append(controller)
+        url = controller.rest_url
+        console.print(f"controller: gRPC {controller.address}, REST {url} (OpenAPI at {url}/docs); "
+                      f"budget T0={args.latency * 1e3:.0f} ms, E0={args.energy * 1e3:.0f} mJ")
+        edge = start("edge_server", ["serve", "--host", "127.0.0.1", "--controller", controller.address,
+                                     "--clock", "emulated", "--clock-profile", "edge-cpu", "--node-id", "edge-0"],
+                     threads=2)
+        procs.append(edge)
+        console.print(f"edge server: {edge.address} (clock emulated: profile edge-cpu, 2 GHz x 32 FLOPs/cycle)")
+        agent_log = out.with_suffix(".log")
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "device_agent", "run", "--server", edge.address, "--controller",
+             controller.address, "--clock", "emulated", "--clock-profile", "paper-device", "--seq-len",
+             str(args.seq_len), "--repeat", str(args.repeat), "--out", str(out), "--reference",
+             "--node-id", "device-0"], env=child_env(), cwd=ROOT)
+        console.print(f"device agent: paper device (1 GHz x 32 FLOPs/cycle, emulated), uplink paced at r(p); "
+                      f"{args.repeat} passes over the built-in sample at {args.seq_len} tokens")
+        plans: dict[int, dict[str, Any]] = {}
+        plan = wait_for(lambda: (p := httpx.get(f"{url}/v1/plan").json())["status"] == "applied" and p, 180,
+                        "the first plan")
+        wait_for(lambda: all(n["applied_version"] >= plan["version"] for n in httpx.get(f"{url}/v1/nodes").json()),
+                 120, "both nodes to apply the first plan")
+        plans[plan["version"]] = plan
+        console.print(f"[bold green]plan {plan_line(plan)}")
+        nodes = httpx.get(f"{url}/v1/nodes").json()
+        for n in nodes:
+            c = n["profile"]["compute"]
+            console.print(f"  {n['role']} {n['node_id']}: measured {c['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s "
+                          f"at {c['clock_hz'] / 1e6:.0f} MHz -> c={c['flops_per_cycle']:.1f} FLOPs/cycle "
+                          f"({c['clock_backend']}); applied {n['applied']} ({n['applied_sources']})")
+        wait_for(lambda: any(n.get("telemetry", {}).get("requests") for n in httpx.get(f"{url}/v1/nodes").json()
+                             if n["role"] == "device"), 300, "the agent's first telemetry")
+        console.print(f"[bold]PUT /v1/budget: T0={args.new_latency * 1e3:.0f} ms, E0={args.new_energy * 1e3:.0f} mJ")
+        r = httpx.put(f"{url}/v1/budget", json={"latency_s": args.new_latency, "energy_j": args.new_energy},
+                      timeout=120)
+        body = r.json()
+        if r.status_code == 200:
+            plans[body["version"]] = body
+            console.print(f"[bold green]plan {plan_line(body)} (applied live)")
+        else:
+            console.print(f"[yellow]{r.status_code}: {body.get('detail')}")
+        code = agent.wait(timeout=900)
+        agent = None
+        if code != 0:
+            console.print(f"[red]device agent exited with {code}")
+            return code
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        console.print(version_table(records, plans))
+        del agent_log
+    finally:
+        if agent is not None:
+            agent.kill()
+        for proc in reversed(procs):
+            proc.stop()
+        console.print("all processes stopped")
+    return 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--standalone", action="store_true", help="no controller: explicit split and ratios")
     parser.add_argument("--split", type=int, default=3)
-    parser.add_argument("--rho", type=float, default=0.9, help="device ratio")
-    parser.add_argument("--rho-server", type=float, default=0.8, help="server ratio")
+    parser.add_argument("--rho", type=float, default=0.9)
+    parser.add_argument("--rho-server", type=float, default=0.8)
     parser.add_argument("--method", default="structured-magnitude")
-    parser.add_argument("--encoding", default="fp16")
+    parser.add_argument("--latency", type=float, default=0.2, help="initial T0, s")
+    parser.add_argument("--energy", type=float, default=0.05, help="initial E0, J")
+    parser.add_argument("--new-latency", type=float, default=0.08, help="T0 set live through REST, s")
+    parser.add_argument("--new-energy", type=float, default=0.03, help="E0 set live through REST, J")
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
-
-    console.rule("[bold]split-inference testbed demo (standalone: explicit flags)")
-    console.print(f"edge server: all-MiniLM-L6-v2, layers [{args.split}, 6) + pooling, rho~={args.rho_server}")
-    edge = start_edge(args.split, args.rho_server, args.method)
     out = Path(tempfile.mkdtemp(prefix="splitbed-demo-")) / "results.jsonl"
-    try:
-        console.print(f"edge server up on {edge.address}; device agent: embeddings + layers [0, {args.split}), "
-                      f"rho={args.rho}, {args.encoding} uplink")
-        agent = subprocess.run(
-            [sys.executable, "-m", "device_agent", "run", "--server", edge.address, "--model", "minilm",
-             "--split", str(args.split), "--rho", str(args.rho), "--method", args.method,
-             "--encoding", args.encoding, "--out", str(out), "--reference"],
-            env=child_env(), cwd=ROOT, check=False,
-        )
-        if agent.returncode != 0:
-            console.print(f"[red]device agent failed with {agent.returncode}")
-            return agent.returncode
-    finally:
-        code = edge.stop()
-        console.print(f"edge server stopped (exit {code})")
-    console.print(f"[green]done: records in {out}")
-    return 0
+    code = standalone(args, out) if args.standalone else with_controller(args, out)
+    if code == 0:
+        console.print(f"[green]done: per-request records in {out}")
+    return code
 
 
 if __name__ == "__main__":
