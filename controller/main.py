@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller import service  # noqa: F401 - registers `serve`
+from controller import remote, service  # noqa: F401 - register `serve` and the REST client commands
 from controller.cli import main as _main
 
 

@@ -83,3 +83,30 @@ async def run_agent(settings: AgentSettings) -> int:
             print_versions(records)
         print(f"wrote {len(records)} records to {settings.out}")
     return 0
+
+
+def calibrate_device(settings: AgentSettings, freqs: list[float] | None, as_json: bool) -> int:
+    """Fit phi on this device with its own front layers as the workload."""
+    from splitbed.calibration import report, run_calibration
+    from splitbed.model import load_device_part, resolve_model
+    from splitbed.stage import Stage
+
+    source = resolve_model(settings.model)
+    part = load_device_part(source, max(settings.split, 1), rho=settings.rho, method=settings.method,
+                            device=settings.device)
+    stage = Stage(settings.clock, settings.clock_profile, settings.energy, pue=settings.pue,
+                  phi=settings.power_coeff, host_flops_per_s=settings.host_flops_per_s)
+    seq = settings.seq_len or 128
+    ids = torch.full((1, seq), 1000, dtype=torch.long)
+    from splitbed.model import profile_part
+
+    flops = profile_part(part, seq).flops
+
+    def workload() -> float:
+        with torch.inference_mode():
+            for _ in range(10):
+                part(ids, torch.ones_like(ids), torch.zeros_like(ids))
+        return 10.0 * flops
+
+    report(run_calibration(stage, workload, freqs=freqs), as_json)
+    return 0

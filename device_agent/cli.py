@@ -1,4 +1,4 @@
-"""`device-agent run ...`: command-line entry point (flags override AGENT_* environment settings)."""
+"""`device-agent run|calibrate ...`: command-line entry point (flags override AGENT_* environment settings)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the front layers on the inputs and stream them to an edge server")
     add_settings_arguments(run, AgentSettings)
     run.add_argument("--log-level", default="WARNING", help="logging level")
+    cal = sub.add_parser("calibrate", help="fit the power coefficient phi from energy measured at several clocks")
+    add_settings_arguments(cal, AgentSettings)
+    cal.add_argument("--freqs-hz", type=float, nargs="*", help="clock caps to measure at (default: 5 steps)")
+    cal.add_argument("--json", action="store_true", help="print the result as JSON")
+    cal.add_argument("--log-level", default="WARNING", help="logging level")
     return parser
 
 
@@ -26,9 +31,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from_args(AgentSettings, args)
-    from device_agent.app import run_agent  # torch import deferred until the flags parsed
-
     try:
+        if args.command == "calibrate":
+            from device_agent.app import calibrate_device
+
+            return calibrate_device(settings, args.freqs_hz, args.json)
+        from device_agent.app import run_agent  # torch import deferred until the flags parsed
+
         return asyncio.run(run_agent(settings))
     except SplitbedError as exc:
         print(f"device-agent: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -107,7 +107,7 @@ class DeviceNode:
             link = runner.apply_power(power)
             power = link.power_w
             self.applied_power_w, self.applied_rate_bps = link.power_w, link.rate_bps
-            sources["power_w"] = link.source if hasattr(link, "source") else link.backend
+            sources["power_w"] = link.rate_source or link.backend
         runner.state = PartState(
             part=part, model=old.model, split=k.split, rho_device=k.rho_device, rho_server=k.rho_server,
             method=method, encoding=encoding, version=config.version, predicted=config.predicted,

@@ -17,6 +17,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the back layers of a split model over gRPC")
     add_settings_arguments(serve, EdgeSettings)
     serve.add_argument("--log-level", default="INFO", help="logging level")
+    cal = sub.add_parser("calibrate", help="fit the power coefficient phi from energy measured at several clocks")
+    add_settings_arguments(cal, EdgeSettings)
+    cal.add_argument("--freqs-hz", type=float, nargs="*", help="clock caps to measure at (default: 5 steps)")
+    cal.add_argument("--json", action="store_true", help="print the result as JSON")
+    cal.add_argument("--log-level", default="WARNING", help="logging level")
     return parser
 
 
@@ -24,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from_args(EdgeSettings, args)
+    if args.command == "calibrate":
+        from edge_server.server import calibrate_server
+
+        return calibrate_server(settings, args.freqs_hz, args.json)
     from edge_server.server import EdgeServer  # torch import deferred until the flags parsed
 
     asyncio.run(EdgeServer(settings).run())

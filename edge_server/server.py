@@ -112,3 +112,31 @@ class EdgeServer:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.stage.close()
             logger.info("edge server stopped")
+
+
+def calibrate_server(settings: EdgeSettings, freqs: list[float] | None, as_json: bool) -> int:
+    """Fit phi~ on this server with its own back layers as the workload."""
+    import numpy as np
+
+    from edge_server.compute import run_server_part
+    from splitbed.calibration import report, run_calibration
+    from splitbed.model import profile_part
+
+    source = resolve_model(settings.model)
+    split = min(settings.split, source.n_layers - 1)
+    part = load_server_part(source, split, rho=settings.rho, method=settings.method, device=settings.device)
+    stage = Stage(settings.clock, settings.clock_profile, settings.energy, pue=settings.pue,
+                  phi=settings.power_coeff, host_flops_per_s=settings.host_flops_per_s)
+    seq = settings.profile_seq_len
+    hidden = np.random.default_rng(0).standard_normal((1, seq, source.hidden_size)).astype(np.float32)
+    mask = np.ones((1, seq), np.int64)
+    flops = profile_part(part, seq).flops
+    bare = Stage("none", "", "model", pue=settings.pue, phi=settings.power_coeff)
+
+    def workload() -> float:
+        for _ in range(10):
+            run_server_part(part, hidden, mask, 0.0, bare, flops)
+        return 10.0 * flops
+
+    report(run_calibration(stage, workload, freqs=freqs), as_json)
+    return 0

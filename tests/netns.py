@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -119,11 +118,15 @@ class NsProc:
         return self.popen.returncode
 
 
-def start_in_ns(ns: str, module: str, args: Sequence[str], *, port_flags: Sequence[str] = ("--port", "0"),
-                timeout: float = 180.0, env: dict[str, str] | None = None) -> NsProc:
-    """Run ``python -m module ARGS`` in ``ns`` on port 0 and wait for its port file (written once serving)."""
-    tmp = Path(tempfile.mkdtemp(prefix="splitbed-netns-"))
-    port_file, log = tmp / "port", tmp / "log"
+def start_in_ns(ns: str, module: str, args: Sequence[str], workdir: Path, *,
+                port_flags: Sequence[str] = ("--port", "0"), timeout: float = 180.0,
+                env: dict[str, str] | None = None) -> NsProc:
+    """Run ``python -m module ARGS`` in ``ns`` on port 0 and wait for its port file (written once serving).
+
+    The port file and the process's log go to ``workdir/<module>.port`` and ``.log``.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    port_file, log = workdir / f"{module}.port", workdir / f"{module}.log"
     cmd = ns_command(ns, [sys.executable, "-m", module, *args, *port_flags, "--port-file", str(port_file)])
     popen = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env or child_env(),
                              cwd=ROOT)

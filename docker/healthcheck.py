@@ -1,0 +1,51 @@
+"""Container health probe: exit 0 when a gRPC health service answers SERVING, 1 otherwise.
+
+Copied into the images as /opt/splitbed/healthcheck.py and used by the
+Dockerfile's HEALTHCHECK and by docker-compose.yml:
+
+    python3 /opt/splitbed/healthcheck.py HOST:PORT [SERVICE] [--timeout S]
+
+SERVICE defaults to "" (the whole server); the controller also registers
+"splitbed.v1.ControlService". It lives under docker/ rather than splitbed/
+because only the images need it; it uses nothing but grpcio-health-checking,
+which every image has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def check(address: str, service: str = "", timeout_s: float = 3.0) -> tuple[bool, str]:
+    """(serving, what was seen) for one Check call on ``address``."""
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else None
+            detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+            return False, f"{getattr(code, 'name', 'ERROR')}: {detail}"
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+    return resp.status == health_pb2.HealthCheckResponse.SERVING, status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("address", help="gRPC address host:port")
+    parser.add_argument("service", nargs="?", default="", help='health service name ("" = the server)')
+    parser.add_argument("--timeout", type=float, default=3.0, help="deadline of the Check call, seconds")
+    args = parser.parse_args(argv)
+    ok, seen = check(args.address, args.service, args.timeout)
+    name = args.service or '""'
+    print(f"{args.address} {name}: {seen}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
