@@ -45,6 +45,7 @@ class Node:
     ack_error: str | None = None
     queue: asyncio.Queue[control_pb2.Config] | None = None
     acks: dict[int, asyncio.Event] = field(default_factory=dict)
+    profiled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -151,6 +152,7 @@ class LiveSystem:
         node.telemetry_sources.update(report.sources)
         if report.HasField("profile"):
             node.profile = report.profile
+            node.profiled.set()
         gain = report.values.get("gain")
         if gain and node.role == "device" and self.plan is not None:
             planned = node.profile.link.gain
@@ -168,6 +170,19 @@ class LiveSystem:
         except Exception as exc:
             self.last_error = f"re-plan ({reason}) failed: {type(exc).__name__}: {exc}"
             logger.exception("re-plan (%s) failed", reason)
+
+    async def request_profile(self, node_id: str, timeout_s: float = 60.0) -> Node:
+        """Ask a node to re-measure its profile and wait until it has sent it."""
+        node = self.node(node_id)
+        if node.queue is None:
+            raise Unavailable(f"node {node_id!r} is not watching configs (disconnected)")
+        node.profiled.clear()
+        node.queue.put_nowait(control_pb2.Config(reprofile=True, reason="profile requested"))
+        try:
+            await asyncio.wait_for(node.profiled.wait(), timeout_s)
+        except TimeoutError:
+            raise Unavailable(f"node {node_id!r} sent no profile within {timeout_s:.0f} s") from None
+        return node
 
     # -- planning ------------------------------------------------------------------------
     def ready(self) -> bool:

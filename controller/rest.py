@@ -99,6 +99,19 @@ def create_app(live: LiveSystem) -> FastAPI:
     async def nodes() -> list[dict[str, Any]]:
         return nodes_view(live)
 
+    @app.post("/v1/nodes/{node_id}/profile", summary="Ask a node to re-measure its profile now")
+    async def reprofile(node_id: str) -> dict[str, Any]:
+        await live.request_profile(node_id)
+        return next(n for n in nodes_view(live) if n["node_id"] == node_id)
+
+    @app.post("/v1/replan", summary="Re-plan now from the nodes' current profiles and push")
+    async def replan() -> JSONResponse:
+        answer, new_plan = await live.replan("requested")
+        if new_plan is None:
+            return JSONResponse(status_code=409, content={"detail": f"no plan: {answer.status}",
+                                                          "answer": answer.model_dump()})
+        return JSONResponse(content=plan_view(live))
+
     @app.get("/v1/plan", summary="The current plan and its version")
     async def plan() -> dict[str, Any]:
         return plan_view(live)

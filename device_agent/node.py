@@ -15,6 +15,7 @@ from device_agent.runner import DeviceRunner, PartState
 from splitbed.channel import gain_from_distance, gain_from_rate
 from splitbed.control import Applied
 from splitbed.model import payload_bytes, split_table
+from splitbed.stage import memory_values
 from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class DeviceNode:
         self.settings = runner.settings
         self.applied_power_w = runner.state.power_w
         self.applied_rate_bps = 0.0
+        self.measured_rate_bps = 0.0
         self._window: list[dict[str, Any]] = []
 
     @property
@@ -60,6 +62,11 @@ class DeviceNode:
         table = split_table(runner.source, self.seq_len)
         encoding = runner.state.encoding
         achieved = await asyncio.to_thread(self._achieved_flops_per_s)
+        rtts = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            await runner.client.info()
+            rtts.append(time.perf_counter() - t0)
         compute = runner.stage.compute_profile(achieved)
         if compute.flops_per_cycle <= 0 and runner.stage.flops_per_cycle:
             compute.flops_per_cycle = runner.stage.flops_per_cycle
@@ -78,7 +85,7 @@ class DeviceNode:
             link=control_pb2.LinkProfile(
                 backend=runner.link.name, bandwidth_hz=s.bandwidth_hz, noise_psd_w_per_hz=s.noise_psd_w_per_hz,
                 gain=self.gain(), p_max_w=s.p_max_w, applied_power_w=self.applied_power_w,
-                measured_rate_bps=self.applied_rate_bps,
+                measured_rate_bps=self.measured_rate_bps or self.applied_rate_bps, rtt_s=statistics.median(rtts),
             ),
         )
 
@@ -135,10 +142,14 @@ class DeviceNode:
         upload_s = t["upload_pacing_s"] if self.runner.link.emulated else t["transfer_s"]
         if upload_s > 0 and self.applied_power_w > 0:
             rate = payload_bits / upload_s
+            self.measured_rate_bps = rate
             s = self.settings
             values["rate_bps"] = rate
             values["gain"] = gain_from_rate(rate, self.applied_power_w, s.bandwidth_hz, s.noise_psd_w_per_hz)
             sources["gain"] = "estimated: r(p) inverted at the applied power from the measured upload rate"
+        mem, mem_sources = memory_values()
+        values.update(mem)
+        sources.update(mem_sources)
         errs = [r["prediction_error"] for r in window if r.get("prediction_error") is not None]
         if errs:
             values["latency_prediction_error_p50"] = statistics.median(errs)

@@ -11,8 +11,9 @@ import numpy as np
 
 from edge_server.compute import run_server_part
 from edge_server.registry import Served
-from splitbed.control import Applied
+from splitbed.control import Applied, ControlLink
 from splitbed.model import split_table
+from splitbed.stage import memory_values
 from splitbed.v1 import control_pb2
 
 if TYPE_CHECKING:
@@ -55,6 +56,16 @@ class ServerNode:
                                           device_params=t.device_prunable, server_params=t.server_prunable)
                     for t in table],
         )
+
+    async def report_forever(self, link: ControlLink, every_s: float = 5.0) -> None:
+        """Periodic telemetry: requests served, memory; lost silently while the controller is away."""
+        while True:
+            await asyncio.sleep(every_s)
+            servicer = self.edge.servicer
+            values, sources = memory_values()
+            values["requests_served"] = float(servicer.requests_served if servicer else 0)
+            sources["requests_served"] = "counted"
+            await link.report(values, sources)
 
     async def apply(self, config: control_pb2.Config) -> Applied:
         edge = self.edge

@@ -42,6 +42,7 @@ class EdgeServer:
         self.servicer: InferenceServicer | None = None
         self.control: ControlLink | None = None
         self.metrics = Metrics("server")
+        self._telemetry: asyncio.Task[None] | None = None
 
     def load(self, version: int, split: int, rho: float, method: str) -> Served:
         """Load (and prune) the server part of `split`; blocking, call off the event loop."""
@@ -92,6 +93,7 @@ class EdgeServer:
             self.control = ControlLink(s.controller, s.node_id, control_pb2.ROLE_SERVER, profile=node.profile,
                                        apply=node.apply, serve_address=f"{host}:{self.managed.port}")
             self.control.start()
+            self._telemetry = asyncio.get_running_loop().create_task(node.report_forever(self.control))
         if s.metrics_port is not None:
             self.metrics.serve(s.metrics_port)
         if s.port_file:
@@ -107,6 +109,8 @@ class EdgeServer:
         try:
             await self.managed.wait()
         finally:
+            if self._telemetry is not None:
+                self._telemetry.cancel()
             if self.control is not None:
                 await self.control.close()
             self.executor.shutdown(wait=False, cancel_futures=True)

@@ -84,6 +84,10 @@ class ControlLink:
         stream = self.stub.WatchConfig(control_pb2.WatchConfigRequest(node_id=self.node_id,
                                                                       known_version=self.version))
         async for config in stream:
+            if config.reprofile:
+                profile = await self._profile()
+                await self.report({}, {}, profile=profile)
+                continue
             if config.version <= self.version:
                 continue
             await self._handle(config)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from splitbed.hw.clock import ClockBackend, EmulatedClock, get_profile, make_clock, measure_host_flops
 from splitbed.hw.clock.base import AppliedClock
 from splitbed.hw.energy import EnergyMeter, EnergyReading, ModelEnergyMeter, make_energy_meter
+from splitbed.hw.memory import MemoryMeter
 from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,25 @@ def host_flops_for(profile: str) -> float:
                     peak / 1e9, profile)
         flops = max(flops, measure_host_flops(seconds=3.0, windows=60))
     return flops
+
+
+def memory_values() -> tuple[dict[str, float], dict[str, str]]:
+    """Peak and current RSS of this process (and GPU memory where torch sees a GPU), for telemetry."""
+    gpu_now = gpu_peak = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu_now, gpu_peak = torch.cuda.memory_allocated, torch.cuda.max_memory_allocated
+    except ImportError:
+        pass
+    reading = MemoryMeter(gpu_bytes=gpu_now, gpu_peak_bytes=gpu_peak).read()
+    values = {"rss_bytes": float(reading.rss_bytes), "peak_rss_bytes": float(reading.peak_rss_bytes)}
+    if reading.gpu_bytes is not None:
+        values["gpu_bytes"] = float(reading.gpu_bytes)
+    if reading.gpu_peak_bytes is not None:
+        values["gpu_peak_bytes"] = float(reading.gpu_peak_bytes)
+    return values, {k: reading.source for k in values}
 
 
 class Stage:

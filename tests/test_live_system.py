@@ -23,7 +23,11 @@ TEXTS = ["Beautiful is better than ugly.", "Explicit is better than implicit.", 
 def system():
     controller = start_controller(["--latency-budget-s", "0.5", "--energy-budget-j", "1.0",
                                    "--rho-min-device", "0.5", "--rho-min-server", "0.5"])
-    edge = start_edge(3, extra=["--controller", controller.address, "--node-id", "edge-test"])
+    try:
+        edge = start_edge(3, extra=["--controller", controller.address, "--node-id", "edge-test"])
+    except BaseException:
+        controller.stop()
+        raise
     yield controller, edge
     edge.stop()
     controller.stop()

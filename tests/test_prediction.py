@@ -34,9 +34,13 @@ PLANS = [
 @pytest.fixture(scope="module")
 def system():
     controller = start_controller(["--latency-budget-s", "2", "--energy-budget-j", "2"])
-    edge = start("edge_server", ["serve", "--host", "127.0.0.1", "--controller", controller.address,
-                                 "--clock", "emulated", "--clock-profile", "edge-cpu", "--node-id", "edge-p"],
-                 threads=2)
+    try:
+        edge = start("edge_server", ["serve", "--host", "127.0.0.1", "--controller", controller.address,
+                                     "--clock", "emulated", "--clock-profile", "edge-cpu", "--node-id", "edge-p"],
+                     threads=2)
+    except BaseException:
+        controller.stop()
+        raise
     yield controller, edge
     edge.stop()
     controller.stop()

@@ -57,7 +57,7 @@ class Prediction(_message.Message):
     def __init__(self, t_device_s: _Optional[float] = ..., t_upload_s: _Optional[float] = ..., t_server_s: _Optional[float] = ..., latency_s: _Optional[float] = ..., e_device_j: _Optional[float] = ..., e_upload_j: _Optional[float] = ..., e_server_j: _Optional[float] = ..., energy_j: _Optional[float] = ..., rate_bps: _Optional[float] = ..., log2_distortion_bound: _Optional[float] = ...) -> None: ...
 
 class Config(_message.Message):
-    __slots__ = ("version", "model", "method", "encoding", "knobs", "predicted", "reason")
+    __slots__ = ("version", "model", "method", "encoding", "knobs", "predicted", "reason", "reprofile")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +65,7 @@ class Config(_message.Message):
     KNOBS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REPROFILE_FIELD_NUMBER: _ClassVar[int]
     version: int
     model: str
     method: str
@@ -72,7 +73,8 @@ class Config(_message.Message):
     knobs: Knobs
     predicted: Prediction
     reason: str
-    def __init__(self, version: _Optional[int] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., encoding: _Optional[str] = ..., knobs: _Optional[_Union[Knobs, _Mapping]] = ..., predicted: _Optional[_Union[Prediction, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    reprofile: bool
+    def __init__(self, version: _Optional[int] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., encoding: _Optional[str] = ..., knobs: _Optional[_Union[Knobs, _Mapping]] = ..., predicted: _Optional[_Union[Prediction, _Mapping]] = ..., reason: _Optional[str] = ..., reprofile: _Optional[bool] = ...) -> None: ...
 
 class SplitCost(_message.Message):
     __slots__ = ("split", "device_flops", "server_flops", "device_params", "server_params", "payload_bits")
