@@ -91,3 +91,22 @@ def test_grpc_solve_and_health(controller):
         with pytest.raises(grpc.RpcError) as info:
             stub.Register(control_pb2.RegisterRequest(node_id=""))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_cli_talks_to_the_service(controller):
+    import subprocess
+    import sys
+
+    from splitbed.launch import child_env
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "controller", *args, "--url", controller.rest_url],
+                              capture_output=True, text=True, env=child_env(), cwd=ROOT, timeout=120)
+
+    plan = cli("plan")
+    assert plan.returncode == 0 and '"version": 0' in plan.stdout
+    pinned = cli("pin", "split=3", "power_w=0.1")
+    assert pinned.returncode == 1 and "device agent" in pinned.stdout  # no nodes registered: 409
+    bad = subprocess.run([sys.executable, "-m", "controller", "pin", "volume=11"], capture_output=True, text=True,
+                         env=child_env(), cwd=ROOT, timeout=120)
+    assert bad.returncode != 0 and "KNOB=VALUE" in bad.stderr
