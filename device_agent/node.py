@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import statistics
 import time
@@ -155,6 +154,3 @@ class DeviceNode:
             values["latency_prediction_error_p50"] = statistics.median(errs)
         return values, sources
 
-
-def _unused(*_: Any) -> None:  # keeps dataclasses import for type checkers of older torch stubs
-    dataclasses.is_dataclass(None)

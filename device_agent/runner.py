@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -17,6 +18,7 @@ import torch
 
 from device_agent.client import InferenceClient
 from device_agent.settings import AgentSettings
+from splitbed.channel import gain_from_distance
 from splitbed.codec import Limits, decode, encode_float, encode_raw
 from splitbed.errors import FailedPrecondition
 from splitbed.hw.energy import upload_energy
@@ -106,11 +108,9 @@ class DeviceRunner:
 
     def apply_power(self, power_w: float, gain: float | None = None) -> Any:
         s = self.settings
-        from splitbed.channel import gain_from_distance
-
         g = gain if gain is not None else gain_from_distance(s.distance_m, s.k0_db, s.path_loss_exponent)
         applied = self.link.apply(power_w, bandwidth_hz=s.bandwidth_hz, noise_psd=s.noise_psd_w_per_hz, gain=g)
-        self.state = _replace(self.state, power_w=power_w)
+        self.state = dataclasses.replace(self.state, power_w=power_w)
         return applied
 
     async def connect(self, *, standalone: bool = True) -> inference_pb2.ServerInfo:
@@ -129,7 +129,8 @@ class DeviceRunner:
                     f"{self.state.split}; start both with the same split (or use a controller)"
                 )
             rho_server = self.settings.rho_server or current.identity.rho_server
-            self.state = _replace(self.state, rho_server=rho_server, version=current.identity.config_version)
+            self.state = dataclasses.replace(self.state, rho_server=rho_server,
+                                             version=current.identity.config_version)
         return info
 
     def _front(self, state: PartState, inputs: dict[str, torch.Tensor]) -> tuple[np.ndarray, Any]:
@@ -169,7 +170,8 @@ class DeviceRunner:
         )
         t2 = time.perf_counter()
         payload = len(request.hidden.data) + len(request.hidden.scales)
-        await self.link.pace(payload)
+        if state.power_w > 0:  # no transmit power applied yet (standalone without --power-w): unpaced
+            await self.link.pace(payload)
         t_paced = time.perf_counter()
         request.timings.CopyFrom(
             inference_pb2.DeviceTimings(
@@ -263,8 +265,3 @@ class DeviceRunner:
         self.link.close()
         self.stage.close()
 
-
-def _replace(state: PartState, **changes: Any) -> PartState:
-    import dataclasses
-
-    return dataclasses.replace(state, **changes)

@@ -127,3 +127,24 @@ def test_agent_cli_refuses_mismatched_split(servers, tmp_path):
     )
     assert proc.returncode == 2
     assert "serves split 2" in proc.stderr
+
+
+def test_standalone_power_paces_uplink_and_reports_energy(servers):
+    from splitbed.channel import gain_from_distance, rate_bps
+
+    async def go():
+        runner = DeviceRunner(AgentSettings(server=servers[2].address, split=2, warmup=0, power_w=0.05,
+                                            encoding="fp16"))
+        try:
+            await runner.connect()
+            return await runner.run(TEXTS[:3])
+        finally:
+            await runner.close()
+
+    rate = rate_bps(0.05, 5e6, 2e-19, gain_from_distance(500, -30, 2.8))
+    for rec in asyncio.run(go()):
+        expected = rec["payload_bytes"] * 8 / rate
+        # A paced upload never finishes early (sleeps only overshoot); this checks the pacing, not the clock.
+        assert rec["timings"]["upload_pacing_s"] >= 0.95 * expected
+        assert rec["energy"]["upload_source"] == "modelled:p*t_upload"
+        assert rec["energy"]["upload_j"] == pytest.approx(0.05 * rec["timings"]["upload_pacing_s"])
