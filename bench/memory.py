@@ -5,7 +5,8 @@ never imports torch: Linux carries a parent's RSS at fork into the child's
 ``ru_maxrss``, so a heavy parent would mask the child's own peak. The child imports torch
 and splitbed, loads the tokenizer and tokenises its input, and (unless ``--cold``) warms the torch runtime
 by running the same code paths on the tiny random model (none of that is
-model memory), then records its current RSS, loads the part, runs one
+model memory), then resets its peak RSS to the current RSS (``/proc/self/clear_refs``),
+records that RSS as the baseline, loads the part, runs one
 inference (batch 1, seq 128) and reports ``ru_maxrss`` (peak RSS) minus that
 baseline. "whole" is the unsplit model through the same loader (device part at
 L = n plus the server's pooling); "whole-hf" is transformers' ``BertModel``
@@ -39,6 +40,20 @@ logger = logging.getLogger(__name__)
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak RSS to its current RSS (Linux >= 4.0); ru_maxrss follows.
+
+    Without it a warm-up or tokenizer transient larger than a small part would
+    hide that part's peak altogether.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
 
 
 def _peak() -> int:
@@ -94,6 +109,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     hidden_in = torch.randn(1, SEQ, src.hidden_size)
     if spec["warm"]:
         _warm_runtime(spec, batch)
+    peak_reset = _reset_peak()
     base = _rss_bytes()
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     kind, split, rho, method = spec["kind"], spec["split"], spec["rho"], spec["method"]
@@ -135,6 +151,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         "resident_after_mb": round((_rss_bytes() - base) / 2**20, 1),
         "param_mb": round(params * 4 / 2**20, 1),
         "params": params,
+        "peak_reset": peak_reset,
         "source": "measured:ru_maxrss-minus-baseline-rss",
     }
 

@@ -14,8 +14,9 @@
 #                torch's wheels); every older tag down to manylinux2014 is accepted too. bookworm: glibc 2.36.
 #   TORCH_SPEC   exact torch requirement (default torch==2.13.0). Never an open range: on x86_64 PyPI's
 #                plain torch is the CUDA build, which pulls several GB of nvidia-* wheels.
-#   TORCH_INDEX  extra index for torch, e.g. https://download.pytorch.org/whl/cpu (default: none; pip's
-#                configured indexes and find-links are used)
+#   TORCH_INDEX  extra index for torch (default on aarch64: https://download.pytorch.org/whl/cpu, because
+#                PyPI's aarch64 torch 2.13.0 is a CUDA 13 build needing nvidia-*-cu13 wheels; default on
+#                x86_64: none, pip's configured indexes and find-links are used)
 #   EXTRAS       project extras to collect (default agent,edge,controller)
 #   ALLOW_CUDA   1 to accept nvidia-*/triton wheels in the wheelhouse (default: refuse, see above)
 #   PYTHON       interpreter that runs pip here (default python3; needs no torch)
@@ -42,6 +43,9 @@ case "$TORCH_SPEC" in
   *) echo "wheelhouse: TORCH_SPEC must be an exact pin (torch==X.Y.Z), got '$TORCH_SPEC'" >&2; exit 2 ;;
 esac
 
+if [[ "$ARCH" == aarch64 && -z "$TORCH_INDEX" ]]; then
+  TORCH_INDEX=https://download.pytorch.org/whl/cpu
+fi
 ABI="cp${PY_VERSION/./}"
 # pip takes --platform literally (no expansion to older glibc tags), so list
 # every manylinux tag from GLIBC_TAG down to manylinux2014 (glibc 2.17).

@@ -117,13 +117,20 @@ class Stage:
         return StageTiming(measured + stretch, stretch, energy)
 
     def compute_profile(self, achieved_flops_per_s: float) -> control_pb2.ComputeProfile:
-        """flops_per_cycle = achieved FLOP/s / f, with f read from the clock backend."""
+        """flops_per_cycle = achieved FLOP/s / f, with f read from the clock backend.
+
+        A real clock's c is only known from this measurement, so the modelled
+        energy meter is re-based on it.
+        """
         clock = self.clock
         # No clock backend: the side runs at host speed with no cap. It is described at a nominal 1 GHz so
         # that c = FLOP/s / f stays meaningful; the controller pins such a side's frequency at f_max.
         f = clock.current_hz() if clock is not None else NOMINAL_HZ
         f_max = clock.max_hz() if clock is not None else NOMINAL_HZ
         steps = (clock.steps_hz() or []) if clock is not None else []
+        measured_c = achieved_flops_per_s / f if f > 0 else 0.0
+        if clock is not None and not self.emulated and measured_c > 0 and isinstance(self.meter, ModelEnergyMeter):
+            self.meter = ModelEnergyMeter(self.phi, measured_c, self.pue)
         return control_pb2.ComputeProfile(
             achieved_flops_per_s=achieved_flops_per_s, clock_hz=f,
             flops_per_cycle=achieved_flops_per_s / f if f > 0 else 0.0, f_max_hz=f_max,
