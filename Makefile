@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= agent,edge,controller,dev
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck proto bench clean
+.PHONY: setup demo test lint typecheck proto bench clean wheelhouse wheelhouse-aarch64 compose-e2e
 
 setup: $(STAMP)
 
@@ -38,6 +38,17 @@ bench: setup
 	$(BIN)/python bench/pruning.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/solver.py
+
+# Every wheel the images need (torch CPU included) for offline `docker build`.
+wheelhouse: setup
+	PYTHON=$(BIN)/python scripts/wheelhouse.sh
+
+wheelhouse-aarch64: setup
+	ARCH=aarch64 WHEELHOUSE=wheelhouse-aarch64 PYTHON=$(BIN)/python scripts/wheelhouse.sh
+
+# Builds the images on a local base image and runs the compose demo (needs root or a Docker engine).
+compose-e2e: setup
+	scripts/compose-e2e.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,10 @@ async def serve(settings: ControllerSettings) -> None:
         control_pb2_grpc.add_ControlServiceServicer_to_server(servicer, server)
         return str(control_pb2.DESCRIPTOR.services_by_name["ControlService"].full_name)
 
+    sock = _bind(settings.host, settings.rest_port)  # before gRPC starts, so a busy port fails cleanly
+    rest_port = sock.getsockname()[1]
     grpc_server = await start_server([register], host=settings.host, port=settings.grpc_port,
                                      grace_s=settings.grace_s)
-    sock = _bind(settings.host, settings.rest_port)
-    rest_port = sock.getsockname()[1]
     config = uvicorn.Config(create_app(live), log_level="warning", lifespan="off")
     rest = _Server(config)
 
@@ -78,7 +79,11 @@ async def serve(settings: ControllerSettings) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(settings_from_args(ControllerSettings, args)))
+    try:
+        asyncio.run(serve(settings_from_args(ControllerSettings, args)))
+    except OSError as exc:
+        print(f"controller: cannot listen: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -127,6 +127,20 @@ class DeviceNode:
             sources=sources,
         )
 
+    def _gain_estimate(self, rate: float) -> float | None:
+        """g from the measured rate, or None when the rate says nothing about the channel.
+
+        A rate far above r(P_max) of the configured link (e.g. an unshaped
+        loopback) would invert to an absurd gain; it is not reported.
+        """
+        s = self.settings
+        if self.applied_power_w <= 0 or rate > 64 * s.bandwidth_hz:
+            return None
+        try:
+            return gain_from_rate(rate, self.applied_power_w, s.bandwidth_hz, s.noise_psd_w_per_hz)
+        except (OverflowError, ValueError):
+            return None
+
     def telemetry(self, rec: dict[str, Any]) -> tuple[dict[str, float], dict[str, str]] | None:
         """Accumulate records; every `telemetry_every` return medians to report."""
         self._window.append(rec)
@@ -138,14 +152,16 @@ class DeviceNode:
         values["requests"] = float(len(window))
         sources = {"*_p50_s": "measured:perf_counter, median over the window"}
         payload_bits = 8.0 * statistics.median(r["payload_bytes"] for r in window)
-        upload_s = t["upload_pacing_s"] if self.runner.link.emulated else t["transfer_s"]
-        if upload_s > 0 and self.applied_power_w > 0:
+        upload_s = t["upload_pacing_s"] if self.runner.paced else t["transfer_s"]
+        if upload_s > 0:
             rate = payload_bits / upload_s
             self.measured_rate_bps = rate
-            s = self.settings
             values["rate_bps"] = rate
-            values["gain"] = gain_from_rate(rate, self.applied_power_w, s.bandwidth_hz, s.noise_psd_w_per_hz)
-            sources["gain"] = "estimated: r(p) inverted at the applied power from the measured upload rate"
+            sources["rate_bps"] = "measured: payload bits / upload time, median over the window"
+            gain = self._gain_estimate(rate)
+            if gain is not None:
+                values["gain"] = gain
+                sources["gain"] = "estimated: r(p) inverted at the applied power from the measured upload rate"
         mem, mem_sources = memory_values()
         values.update(mem)
         sources.update(mem_sources)

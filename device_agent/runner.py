@@ -22,7 +22,7 @@ from splitbed.channel import gain_from_distance
 from splitbed.codec import Limits, decode, encode_float, encode_raw
 from splitbed.errors import FailedPrecondition
 from splitbed.hw.energy import upload_energy
-from splitbed.hw.link import LinkBackend, make_link
+from splitbed.hw.link import LinkBackend, PacerLink, make_link
 from splitbed.metrics import Metrics
 from splitbed.model import DevicePart, load_device_part, load_tokenizer, profile_part, resolve_model, tokenize
 from splitbed.stage import Stage
@@ -99,6 +99,11 @@ class DeviceRunner:
         self.metrics = Metrics("device")
         if settings.metrics_port is not None:
             self.metrics.serve(settings.metrics_port)
+
+    @property
+    def paced(self) -> bool:
+        """True when the upload time is the pacer's hold; otherwise the link itself (tbf, a radio) shapes it."""
+        return isinstance(self.link, PacerLink)
 
     def load_part(self, split: int, rho: float, method: str) -> DevicePart:
         part = load_device_part(self.source, split, rho=rho, method=method, device=self.settings.device,
@@ -215,7 +220,7 @@ class DeviceRunner:
             energy["device_j"] = timing.energy.joules
             energy["device_source"] = timing.energy.source
         if state.power_w > 0:
-            up = upload_energy(state.power_w, t_paced - t2 if self.link.emulated else transfer)
+            up = upload_energy(state.power_w, t_paced - t2 if self.paced else transfer)
             energy["upload_j"] = up.joules
             energy["upload_source"] = up.source
         if response.server_energy_source:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Sequence
 
 from edge_server.settings import EdgeSettings
 from splitbed.cli_settings import add_settings_arguments, settings_from_args
+from splitbed.errors import SplitbedError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,11 +31,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from_args(EdgeSettings, args)
-    if args.command == "calibrate":
-        from edge_server.server import calibrate_server
+    try:
+        if args.command == "calibrate":
+            from edge_server.server import calibrate_server
 
-        return calibrate_server(settings, args.freqs_hz, args.json)
-    from edge_server.server import EdgeServer  # torch import deferred until the flags parsed
+            return calibrate_server(settings, args.freqs_hz, args.json)
+        from edge_server.server import EdgeServer  # torch import deferred until the flags parsed
 
-    asyncio.run(EdgeServer(settings).run())
+        asyncio.run(EdgeServer(settings).run())
+    except SplitbedError as exc:
+        print(f"edge-server: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"edge-server: {exc}", file=sys.stderr)
+        return 2
     return 0

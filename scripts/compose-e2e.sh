@@ -185,8 +185,15 @@ for node_id in ("device-1", "device-2"):
     recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     e2e = [r["timings"]["e2e_s"] for r in recs if r.get("timings", {}).get("e2e_s", 0) > 0]
     versions = sorted({r.get("config_version", 0) for r in recs})
-    print(f"  {node_id}: {len(recs)} records, median e2e {statistics.median(e2e) * 1e3:.1f} ms, "
-          f"config versions {versions}" if e2e else f"  {node_id}: {len(recs)} records, no e2e timings")
+    if e2e:
+        # Effective uplink rate over the whole transfer: with tbf it shows the kernel's shaping at work.
+        transfer = statistics.median(r["timings"]["transfer_s"] for r in recs)
+        bits = 8 * statistics.median(r["payload_bytes"] for r in recs)
+        print(f"  {node_id}: {len(recs)} records, median e2e {statistics.median(e2e) * 1e3:.1f} ms, "
+              f"median transfer {transfer * 1e3:.1f} ms ({bits / transfer / 1e6:.2f} Mbit/s effective), "
+              f"config versions {versions}")
+    else:
+        print(f"  {node_id}: {len(recs)} records, no e2e timings")
     if not recs or len(e2e) != len(recs):
         problems.append(f"{node_id}: records without end-to-end timings")
     if not versions or min(versions) < 1:

@@ -30,6 +30,8 @@ def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
+        # Without this a second server on a busy port starts "successfully" and shares it.
+        ("grpc.so_reuseport", 0),
     ]
 
 
@@ -83,9 +85,12 @@ async def start_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                                          reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as exc:  # grpcio reports a failed bind this way
+        raise OSError(f"cannot listen on {host}:{port}: {exc} (port in use?)") from None
     if bound == 0:
-        raise OSError(f"could not bind {host}:{port}")
+        raise OSError(f"cannot listen on {host}:{port} (port in use?)")
     await server.start()
     managed = ManagedServer(server, health_servicer, names, bound, grace_s)
     await managed.set_serving(True)
