@@ -37,6 +37,7 @@ Mode = Literal["quality", "min_latency", "min_energy"]
 # Lower bound on the scale of a budget, so a near-zero budget cannot produce
 # parameters of 1e20 (the problem is then reported infeasible, as it is).
 _BIG = 1e12
+TIE_BREAK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Structure:
     pin_f_device: bool = False
     pin_f_server: bool = False
     pin_power: bool = False
+    fmin_device: bool = False  # the clock cannot go below f_min: t <= rho N / (f_min c)
+    fmin_server: bool = False
     mode: Mode = "quality"
     pieces_device: int = 0  # > 0: measured objective with that many affine pieces
     pieces_server: int = 0
@@ -64,6 +67,8 @@ class Structure:
             pin_f_device=m.has_device and task.freq_device_hz is not None,
             pin_f_server=m.has_server and task.freq_server_hz is not None,
             pin_power=m.has_upload and task.power_w is not None,
+            fmin_device=m.has_device and task.freq_device_hz is None and m.device.f_min_hz > 0,
+            fmin_server=m.has_server and task.freq_server_hz is None and m.server.f_min_hz > 0,
             mode=mode,
             pieces_device=task.fit_device.pieces if measured and task.fit_device is not None else 0,
             pieces_server=task.fit_server.pieces if measured and task.fit_server is not None else 0,
@@ -142,6 +147,9 @@ class ExactProgram:
                     p[f"a_{side}"] * ratio <= t,
                     p[f"k_{side}"] * ratio <= cp.geo_mean(cp.hstack([e, t]), [1, 2]),
                 ]
+                if st.fmin_device if side == "device" else st.fmin_server:
+                    p[f"b_{side}"] = _nonneg(f"b_{side}")
+                    cons.append(t <= p[f"b_{side}"] * ratio)
             times.append(t)
             energies.append(e)
         if st.has_upload:
@@ -187,7 +195,9 @@ class ExactProgram:
                 # The tiny kept-parameter term only breaks ties where a fit is flat.
                 objective = cp.Minimize(cp.sum(cp.hstack(terms)) - 1e-7 * kept)
             else:
-                objective = cp.Maximize(kept)
+                # Among plans of equal quality (e.g. every ratio at 1 under loose budgets) prefer the
+                # one that uses less of both budgets, so the plan is not an arbitrary interior point.
+                objective = cp.Maximize(kept - TIE_BREAK * (total_t + total_e))
         t0 = time.perf_counter()
         self.problem = cp.Problem(objective, cons)
         if not self.problem.is_dpp():
@@ -213,6 +223,8 @@ class ExactProgram:
                 p[f"k_{side}"].value = proc.pue * proc.power_coeff * flops * pin**2 / (proc.flops_per_cycle * es)
             else:
                 p[f"a_{side}"].value = flops / (proc.f_max_hz * proc.flops_per_cycle * ts)
+                if f"b_{side}" in p:
+                    p[f"b_{side}"].value = flops / (proc.f_min_hz * proc.flops_per_cycle * ts)
                 p[f"k_{side}"].value = flops * (proc.pue * proc.power_coeff / (es * ts * ts)) ** (1.0 / 3.0) / (
                     proc.flops_per_cycle
                 )
@@ -300,7 +312,7 @@ def recover_knobs(task: SplitTask, raw: RawSolution) -> Knobs:
         elif t <= 0.0:
             freqs.append(proc.f_max_hz)
         else:
-            freqs.append(min(ratio * flops / (proc.flops_per_cycle * t), proc.f_max_hz))
+            freqs.append(min(max(ratio * flops / (proc.flops_per_cycle * t), proc.f_min_hz), proc.f_max_hz))
     power = 0.0
     if m.has_upload:
         if task.power_w is not None:

@@ -20,8 +20,8 @@ def _processor(profile: control_pb2.NodeProfile, who: str) -> dict[str, float]:
     c = profile.compute
     if c.f_max_hz <= 0 or c.flops_per_cycle <= 0:
         raise FailedPrecondition(f"{who} profile has no compute figures (f_max_hz, flops_per_cycle)")
-    return {"f_max_hz": c.f_max_hz, "flops_per_cycle": c.flops_per_cycle, "pue": c.pue or 1.0,
-            "power_coeff": c.power_coeff or 1e-28}
+    return {"f_max_hz": c.f_max_hz, "f_min_hz": min(c.f_min_hz, c.f_max_hz), "flops_per_cycle": c.flops_per_cycle,
+            "pue": c.pue or 1.0, "power_coeff": c.power_coeff or 1e-28}
 
 
 def problem_dict(

@@ -37,9 +37,16 @@ class ProcessorSpec(_Strict):
     flops_per_cycle: PosFloat = Field(description="FLOPs per clock cycle c")
     pue: PosFloat = Field(description="power usage effectiveness eta")
     power_coeff: PosFloat = Field(description="chip power coefficient phi, W/(cycle/s)^3")
+    f_min_hz: NonNegFloat = Field(default=0.0, description="lowest clock the hardware offers, Hz (0 = any)")
+
+    @model_validator(mode="after")
+    def _clock_range(self) -> ProcessorSpec:
+        if self.f_min_hz > self.f_max_hz:
+            raise ValueError("f_min_hz exceeds f_max_hz")
+        return self
 
     def to_model(self) -> Processor:
-        return Processor(self.f_max_hz, self.flops_per_cycle, self.pue, self.power_coeff)
+        return Processor(self.f_max_hz, self.flops_per_cycle, self.pue, self.power_coeff, self.f_min_hz)
 
 
 class LinkSpec(_Strict):

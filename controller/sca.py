@@ -137,7 +137,7 @@ class ScaProgram:
                 continue
             self._c_time[side] = flops / (proc.flops_per_cycle * GHZ * ts)
             self._c_energy[side] = proc.pue * proc.power_coeff * flops * GHZ**2 / (proc.flops_per_cycle * es)
-            lo, hi = (pin, pin) if pin is not None else (proc.f_max_hz * 1e-9, proc.f_max_hz)
+            lo, hi = (pin, pin) if pin is not None else (max(proc.f_max_hz * 1e-9, proc.f_min_hz), proc.f_max_hz)
             p[f"f_lo_{side}"].value, p[f"f_hi_{side}"].value = lo / GHZ, hi / GHZ
         if m.has_upload:
             link = m.link

@@ -134,6 +134,7 @@ class Stage:
         return control_pb2.ComputeProfile(
             achieved_flops_per_s=achieved_flops_per_s, clock_hz=f,
             flops_per_cycle=achieved_flops_per_s / f if f > 0 else 0.0, f_max_hz=f_max,
+            f_min_hz=clock.min_hz() if clock is not None else NOMINAL_HZ,
             clock_backend=clock.name if clock is not None else "none",
             clock_emulated=self.emulated, pue=self.pue, power_coeff=self.phi, clock_steps_hz=steps,
         )

@@ -151,6 +151,7 @@ _QKV = ("attention.self.query", "attention.self.key", "attention.self.value")
 
 def _magnitude_scores(read: Callable[[str], Tensor], n_heads: int, d: int) -> tuple[Tensor, Tensor]:
     """L2 norms of every head (Q/K/V rows + biases, output columns) and every FFN neuron."""
+
     # vector_norm reduces without a squared copy of the weight matrix.
     def sq(key: str, dim: int) -> Tensor:
         return torch.linalg.vector_norm(read(key), dim=dim).square()

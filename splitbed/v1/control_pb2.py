@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19splitbed/v1/control.proto\x12\x0bsplitbed.v1\"\x7f\n\x05Knobs\x12\r\n\x05split\x18\x01 \x01(\r\x12\x12\n\nrho_device\x18\x02 \x01(\x01\x12\x12\n\nrho_server\x18\x03 \x01(\x01\x12\x0f\n\x07power_w\x18\x04 \x01(\x01\x12\x16\n\x0e\x66req_device_hz\x18\x05 \x01(\x01\x12\x16\n\x0e\x66req_server_hz\x18\x06 \x01(\x01\"\xda\x01\n\nPrediction\x12\x12\n\nt_device_s\x18\x01 \x01(\x01\x12\x12\n\nt_upload_s\x18\x02 \x01(\x01\x12\x12\n\nt_server_s\x18\x03 \x01(\x01\x12\x11\n\tlatency_s\x18\x04 \x01(\x01\x12\x12\n\ne_device_j\x18\x05 \x01(\x01\x12\x12\n\ne_upload_j\x18\x06 \x01(\x01\x12\x12\n\ne_server_j\x18\x07 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x08 \x01(\x01\x12\x10\n\x08rate_bps\x18\t \x01(\x01\x12\x1d\n\x15log2_distortion_bound\x18\n \x01(\x01\"\xbc\x01\n\x06\x43onfig\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12!\n\x05knobs\x18\x05 \x01(\x0b\x32\x12.splitbed.v1.Knobs\x12*\n\tpredicted\x18\x06 \x01(\x0b\x32\x17.splitbed.v1.Prediction\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x11\n\treprofile\x18\x08 \x01(\x08\"\x8a\x01\n\tSplitCost\x12\r\n\x05split\x18\x01 \x01(\r\x12\x14\n\x0c\x64\x65vice_flops\x18\x02 \x01(\x01\x12\x14\n\x0cserver_flops\x18\x03 \x01(\x01\x12\x15\n\rdevice_params\x18\x04 \x01(\x01\x12\x15\n\rserver_params\x18\x05 \x01(\x01\x12\x14\n\x0cpayload_bits\x18\x06 \x01(\x01\"\xd4\x01\n\x0e\x43omputeProfile\x12\x1c\n\x14\x61\x63hieved_flops_per_s\x18\x01 \x01(\x01\x12\x10\n\x08\x63lock_hz\x18\x02 \x01(\x01\x12\x17\n\x0f\x66lops_per_cycle\x18\x03 \x01(\x01\x12\x10\n\x08\x66_max_hz\x18\x04 \x01(\x01\x12\x15\n\rclock_backend\x18\x05 \x01(\t\x12\x16\n\x0e\x63lock_emulated\x18\x06 \x01(\x08\x12\x0b\n\x03pue\x18\x07 \x01(\x01\x12\x13\n\x0bpower_coeff\x18\x08 \x01(\x01\x12\x16\n\x0e\x63lock_steps_hz\x18\t \x03(\x01\"\xb2\x01\n\x0bLinkProfile\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x14\n\x0c\x62\x61ndwidth_hz\x18\x02 \x01(\x01\x12\x1a\n\x12noise_psd_w_per_hz\x18\x03 \x01(\x01\x12\x0c\n\x04gain\x18\x04 \x01(\x01\x12\x0f\n\x07p_max_w\x18\x05 \x01(\x01\x12\x17\n\x0f\x61pplied_power_w\x18\x06 \x01(\x01\x12\x19\n\x11measured_rate_bps\x18\x07 \x01(\x01\x12\r\n\x05rtt_s\x18\x08 \x01(\x01\"\xe4\x01\n\x0bNodeProfile\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08n_layers\x18\x02 \x01(\r\x12\x0f\n\x07seq_len\x18\x03 \x01(\r\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12&\n\x06splits\x18\x05 \x03(\x0b\x32\x16.splitbed.v1.SplitCost\x12,\n\x07\x63ompute\x18\x06 \x01(\x0b\x32\x1b.splitbed.v1.ComputeProfile\x12&\n\x04link\x18\x07 \x01(\x0b\x32\x18.splitbed.v1.LinkProfile\x12\x13\n\x0brandom_init\x18\x08 \x01(\x08\"\x98\x01\n\x0fRegisterRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.splitbed.v1.Role\x12)\n\x07profile\x18\x03 \x01(\x0b\x32\x18.splitbed.v1.NodeProfile\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x17\n\x0f\x61pplied_version\x18\x05 \x01(\x04\"<\n\x10RegisterResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_version\x18\x02 \x01(\x04\"<\n\x12WatchConfigRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x15\n\rknown_version\x18\x02 \x01(\x04\"\xd5\x01\n\nAckRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12#\n\x07\x61pplied\x18\x05 \x01(\x0b\x32\x12.splitbed.v1.Knobs\x12\x35\n\x07sources\x18\x06 \x03(\x0b\x32$.splitbed.v1.AckRequest.SourcesEntry\x1a.\n\x0cSourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\r\n\x0b\x41\x63kResponse\"\xba\x02\n\x0fTelemetryReport\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63onfig_version\x18\x02 \x01(\x04\x12\x38\n\x06values\x18\x03 \x03(\x0b\x32(.splitbed.v1.TelemetryReport.ValuesEntry\x12:\n\x07sources\x18\x04 \x03(\x0b\x32).splitbed.v1.TelemetryReport.SourcesEntry\x12)\n\x07profile\x18\x05 \x01(\x0b\x32\x18.splitbed.v1.NodeProfile\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a.\n\x0cSourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x0e\n\x0cTelemetryAck\"D\n\x0cSolveRequest\x12\x14\n\x0cproblem_json\x18\x01 \x01(\t\x12\x0e\n\x06solver\x18\x02 \x01(\t\x12\x0e\n\x06scheme\x18\x03 \x01(\t\"$\n\rSolveResponse\x12\x13\n\x0b\x61nswer_json\x18\x01 \x01(\t*>\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_DEVICE\x10\x01\x12\x0f\n\x0bROLE_SERVER\x10\x02\x32\xe6\x02\n\x0e\x43ontrolService\x12G\n\x08Register\x12\x1c.splitbed.v1.RegisterRequest\x1a\x1d.splitbed.v1.RegisterResponse\x12\x45\n\x0bWatchConfig\x12\x1f.splitbed.v1.WatchConfigRequest\x1a\x13.splitbed.v1.Config0\x01\x12\x38\n\x03\x41\x63k\x12\x17.splitbed.v1.AckRequest\x1a\x18.splitbed.v1.AckResponse\x12J\n\x0fReportTelemetry\x12\x1c.splitbed.v1.TelemetryReport\x1a\x19.splitbed.v1.TelemetryAck\x12>\n\x05Solve\x12\x19.splitbed.v1.SolveRequest\x1a\x1a.splitbed.v1.SolveResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19splitbed/v1/control.proto\x12\x0bsplitbed.v1\"\x7f\n\x05Knobs\x12\r\n\x05split\x18\x01 \x01(\r\x12\x12\n\nrho_device\x18\x02 \x01(\x01\x12\x12\n\nrho_server\x18\x03 \x01(\x01\x12\x0f\n\x07power_w\x18\x04 \x01(\x01\x12\x16\n\x0e\x66req_device_hz\x18\x05 \x01(\x01\x12\x16\n\x0e\x66req_server_hz\x18\x06 \x01(\x01\"\xda\x01\n\nPrediction\x12\x12\n\nt_device_s\x18\x01 \x01(\x01\x12\x12\n\nt_upload_s\x18\x02 \x01(\x01\x12\x12\n\nt_server_s\x18\x03 \x01(\x01\x12\x11\n\tlatency_s\x18\x04 \x01(\x01\x12\x12\n\ne_device_j\x18\x05 \x01(\x01\x12\x12\n\ne_upload_j\x18\x06 \x01(\x01\x12\x12\n\ne_server_j\x18\x07 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x08 \x01(\x01\x12\x10\n\x08rate_bps\x18\t \x01(\x01\x12\x1d\n\x15log2_distortion_bound\x18\n \x01(\x01\"\xbc\x01\n\x06\x43onfig\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12!\n\x05knobs\x18\x05 \x01(\x0b\x32\x12.splitbed.v1.Knobs\x12*\n\tpredicted\x18\x06 \x01(\x0b\x32\x17.splitbed.v1.Prediction\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x11\n\treprofile\x18\x08 \x01(\x08\"\x8a\x01\n\tSplitCost\x12\r\n\x05split\x18\x01 \x01(\r\x12\x14\n\x0c\x64\x65vice_flops\x18\x02 \x01(\x01\x12\x14\n\x0cserver_flops\x18\x03 \x01(\x01\x12\x15\n\rdevice_params\x18\x04 \x01(\x01\x12\x15\n\rserver_params\x18\x05 \x01(\x01\x12\x14\n\x0cpayload_bits\x18\x06 \x01(\x01\"\xe6\x01\n\x0e\x43omputeProfile\x12\x1c\n\x14\x61\x63hieved_flops_per_s\x18\x01 \x01(\x01\x12\x10\n\x08\x63lock_hz\x18\x02 \x01(\x01\x12\x17\n\x0f\x66lops_per_cycle\x18\x03 \x01(\x01\x12\x10\n\x08\x66_max_hz\x18\x04 \x01(\x01\x12\x15\n\rclock_backend\x18\x05 \x01(\t\x12\x16\n\x0e\x63lock_emulated\x18\x06 \x01(\x08\x12\x0b\n\x03pue\x18\x07 \x01(\x01\x12\x13\n\x0bpower_coeff\x18\x08 \x01(\x01\x12\x16\n\x0e\x63lock_steps_hz\x18\t \x03(\x01\x12\x10\n\x08\x66_min_hz\x18\n \x01(\x01\"\xb2\x01\n\x0bLinkProfile\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x14\n\x0c\x62\x61ndwidth_hz\x18\x02 \x01(\x01\x12\x1a\n\x12noise_psd_w_per_hz\x18\x03 \x01(\x01\x12\x0c\n\x04gain\x18\x04 \x01(\x01\x12\x0f\n\x07p_max_w\x18\x05 \x01(\x01\x12\x17\n\x0f\x61pplied_power_w\x18\x06 \x01(\x01\x12\x19\n\x11measured_rate_bps\x18\x07 \x01(\x01\x12\r\n\x05rtt_s\x18\x08 \x01(\x01\"\xe4\x01\n\x0bNodeProfile\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08n_layers\x18\x02 \x01(\r\x12\x0f\n\x07seq_len\x18\x03 \x01(\r\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12&\n\x06splits\x18\x05 \x03(\x0b\x32\x16.splitbed.v1.SplitCost\x12,\n\x07\x63ompute\x18\x06 \x01(\x0b\x32\x1b.splitbed.v1.ComputeProfile\x12&\n\x04link\x18\x07 \x01(\x0b\x32\x18.splitbed.v1.LinkProfile\x12\x13\n\x0brandom_init\x18\x08 \x01(\x08\"\x98\x01\n\x0fRegisterRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.splitbed.v1.Role\x12)\n\x07profile\x18\x03 \x01(\x0b\x32\x18.splitbed.v1.NodeProfile\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x17\n\x0f\x61pplied_version\x18\x05 \x01(\x04\"<\n\x10RegisterResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_version\x18\x02 \x01(\x04\"<\n\x12WatchConfigRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x15\n\rknown_version\x18\x02 \x01(\x04\"\xd5\x01\n\nAckRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12#\n\x07\x61pplied\x18\x05 \x01(\x0b\x32\x12.splitbed.v1.Knobs\x12\x35\n\x07sources\x18\x06 \x03(\x0b\x32$.splitbed.v1.AckRequest.SourcesEntry\x1a.\n\x0cSourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\r\n\x0b\x41\x63kResponse\"\xba\x02\n\x0fTelemetryReport\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63onfig_version\x18\x02 \x01(\x04\x12\x38\n\x06values\x18\x03 \x03(\x0b\x32(.splitbed.v1.TelemetryReport.ValuesEntry\x12:\n\x07sources\x18\x04 \x03(\x0b\x32).splitbed.v1.TelemetryReport.SourcesEntry\x12)\n\x07profile\x18\x05 \x01(\x0b\x32\x18.splitbed.v1.NodeProfile\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a.\n\x0cSourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x0e\n\x0cTelemetryAck\"D\n\x0cSolveRequest\x12\x14\n\x0cproblem_json\x18\x01 \x01(\t\x12\x0e\n\x06solver\x18\x02 \x01(\t\x12\x0e\n\x06scheme\x18\x03 \x01(\t\"$\n\rSolveResponse\x12\x13\n\x0b\x61nswer_json\x18\x01 \x01(\t*>\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_DEVICE\x10\x01\x12\x0f\n\x0bROLE_SERVER\x10\x02\x32\xe6\x02\n\x0e\x43ontrolService\x12G\n\x08Register\x12\x1c.splitbed.v1.RegisterRequest\x1a\x1d.splitbed.v1.RegisterResponse\x12\x45\n\x0bWatchConfig\x12\x1f.splitbed.v1.WatchConfigRequest\x1a\x13.splitbed.v1.Config0\x01\x12\x38\n\x03\x41\x63k\x12\x17.splitbed.v1.AckRequest\x1a\x18.splitbed.v1.AckResponse\x12J\n\x0fReportTelemetry\x12\x1c.splitbed.v1.TelemetryReport\x1a\x19.splitbed.v1.TelemetryAck\x12>\n\x05Solve\x12\x19.splitbed.v1.SolveRequest\x1a\x1a.splitbed.v1.SolveResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TELEMETRYREPORT_VALUESENTRY']._serialized_options = b'8\001'
   _globals['_TELEMETRYREPORT_SOURCESENTRY']._loaded_options = None
   _globals['_TELEMETRYREPORT_SOURCESENTRY']._serialized_options = b'8\001'
-  _globals['_ROLE']._serialized_start=2302
-  _globals['_ROLE']._serialized_end=2364
+  _globals['_ROLE']._serialized_start=2320
+  _globals['_ROLE']._serialized_end=2382
   _globals['_KNOBS']._serialized_start=42
   _globals['_KNOBS']._serialized_end=169
   _globals['_PREDICTION']._serialized_start=172
@@ -48,35 +48,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SPLITCOST']._serialized_start=584
   _globals['_SPLITCOST']._serialized_end=722
   _globals['_COMPUTEPROFILE']._serialized_start=725
-  _globals['_COMPUTEPROFILE']._serialized_end=937
-  _globals['_LINKPROFILE']._serialized_start=940
-  _globals['_LINKPROFILE']._serialized_end=1118
-  _globals['_NODEPROFILE']._serialized_start=1121
-  _globals['_NODEPROFILE']._serialized_end=1349
-  _globals['_REGISTERREQUEST']._serialized_start=1352
-  _globals['_REGISTERREQUEST']._serialized_end=1504
-  _globals['_REGISTERRESPONSE']._serialized_start=1506
-  _globals['_REGISTERRESPONSE']._serialized_end=1566
-  _globals['_WATCHCONFIGREQUEST']._serialized_start=1568
-  _globals['_WATCHCONFIGREQUEST']._serialized_end=1628
-  _globals['_ACKREQUEST']._serialized_start=1631
-  _globals['_ACKREQUEST']._serialized_end=1844
-  _globals['_ACKREQUEST_SOURCESENTRY']._serialized_start=1798
-  _globals['_ACKREQUEST_SOURCESENTRY']._serialized_end=1844
-  _globals['_ACKRESPONSE']._serialized_start=1846
-  _globals['_ACKRESPONSE']._serialized_end=1859
-  _globals['_TELEMETRYREPORT']._serialized_start=1862
-  _globals['_TELEMETRYREPORT']._serialized_end=2176
-  _globals['_TELEMETRYREPORT_VALUESENTRY']._serialized_start=2083
-  _globals['_TELEMETRYREPORT_VALUESENTRY']._serialized_end=2128
-  _globals['_TELEMETRYREPORT_SOURCESENTRY']._serialized_start=1798
-  _globals['_TELEMETRYREPORT_SOURCESENTRY']._serialized_end=1844
-  _globals['_TELEMETRYACK']._serialized_start=2178
-  _globals['_TELEMETRYACK']._serialized_end=2192
-  _globals['_SOLVEREQUEST']._serialized_start=2194
-  _globals['_SOLVEREQUEST']._serialized_end=2262
-  _globals['_SOLVERESPONSE']._serialized_start=2264
-  _globals['_SOLVERESPONSE']._serialized_end=2300
-  _globals['_CONTROLSERVICE']._serialized_start=2367
-  _globals['_CONTROLSERVICE']._serialized_end=2725
+  _globals['_COMPUTEPROFILE']._serialized_end=955
+  _globals['_LINKPROFILE']._serialized_start=958
+  _globals['_LINKPROFILE']._serialized_end=1136
+  _globals['_NODEPROFILE']._serialized_start=1139
+  _globals['_NODEPROFILE']._serialized_end=1367
+  _globals['_REGISTERREQUEST']._serialized_start=1370
+  _globals['_REGISTERREQUEST']._serialized_end=1522
+  _globals['_REGISTERRESPONSE']._serialized_start=1524
+  _globals['_REGISTERRESPONSE']._serialized_end=1584
+  _globals['_WATCHCONFIGREQUEST']._serialized_start=1586
+  _globals['_WATCHCONFIGREQUEST']._serialized_end=1646
+  _globals['_ACKREQUEST']._serialized_start=1649
+  _globals['_ACKREQUEST']._serialized_end=1862
+  _globals['_ACKREQUEST_SOURCESENTRY']._serialized_start=1816
+  _globals['_ACKREQUEST_SOURCESENTRY']._serialized_end=1862
+  _globals['_ACKRESPONSE']._serialized_start=1864
+  _globals['_ACKRESPONSE']._serialized_end=1877
+  _globals['_TELEMETRYREPORT']._serialized_start=1880
+  _globals['_TELEMETRYREPORT']._serialized_end=2194
+  _globals['_TELEMETRYREPORT_VALUESENTRY']._serialized_start=2101
+  _globals['_TELEMETRYREPORT_VALUESENTRY']._serialized_end=2146
+  _globals['_TELEMETRYREPORT_SOURCESENTRY']._serialized_start=1816
+  _globals['_TELEMETRYREPORT_SOURCESENTRY']._serialized_end=1862
+  _globals['_TELEMETRYACK']._serialized_start=2196
+  _globals['_TELEMETRYACK']._serialized_end=2210
+  _globals['_SOLVEREQUEST']._serialized_start=2212
+  _globals['_SOLVEREQUEST']._serialized_end=2280
+  _globals['_SOLVERESPONSE']._serialized_start=2282
+  _globals['_SOLVERESPONSE']._serialized_end=2318
+  _globals['_CONTROLSERVICE']._serialized_start=2385
+  _globals['_CONTROLSERVICE']._serialized_end=2743
 # @@protoc_insertion_point(module_scope)
