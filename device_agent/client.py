@@ -51,8 +51,10 @@ class InferenceClient:
             self._call = self._stub.Infer()
         call = self._call
         try:
-            await asyncio.wait_for(call.write(request), self._timeout_s)
-            response = await asyncio.wait_for(call.read(), self._timeout_s)
+            # asyncio.timeout, not wait_for: no extra task per request on the hot path.
+            async with asyncio.timeout(self._timeout_s):
+                await call.write(request)
+                response = await call.read()
         except grpc.RpcError as exc:
             self._call = None
             raise translate_rpc_error(exc) from exc
