@@ -8,6 +8,11 @@ Target: ratio <= 1.10 with at most 1 ms added.
 
 from __future__ import annotations
 
+import os
+
+# Before torch loads libgomp: the same wait policy the agent and the server use (see device_agent/__init__.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import asyncio
 import json
@@ -24,26 +29,30 @@ from device_agent.settings import AgentSettings
 from splitbed.launch import start_edge
 from splitbed.model import load_server_part
 
-console = Console()
+console = Console(width=140)
 
 
-def one_process(runner: DeviceRunner, server_part, inputs: list, n: int) -> list[float]:
+def one_process(runner: DeviceRunner, server_part, inputs: list, n: int, parts: list) -> list[float]:
     times = []
     for i in range(n):
         x = inputs[i % len(inputs)]
         t0 = time.perf_counter()
         with torch.inference_mode():
-            h = runner.part(x["input_ids"], x["attention_mask"], x.get("token_type_ids"))
+            h = runner.state.part(x["input_ids"], x["attention_mask"], x.get("token_type_ids"))
+            t1 = time.perf_counter()
             server_part(h, x["attention_mask"])
-        times.append(time.perf_counter() - t0)
+        t2 = time.perf_counter()
+        times.append(t2 - t0)
+        parts.append((t1 - t0, t2 - t1))
     return times
 
 
-async def two_process(runner: DeviceRunner, inputs: list, n: int) -> list[float]:
+async def two_process(runner: DeviceRunner, inputs: list, n: int, records: list) -> list[float]:
     times = []
     for i in range(n):
         rec = await runner.infer_one(inputs[i % len(inputs)], f"bench-{i}")
         times.append(rec["timings"]["e2e_s"])
+        records.append(rec["timings"])
     return times
 
 
@@ -57,14 +66,16 @@ async def measure(split: int, encoding: str, n: int, seq: int, threads: int, rou
         server_part = load_server_part(runner.source, split)
         server_part.eval()
         inputs = runner.prepare(builtin_sample()[:16])
-        await two_process(runner, inputs, 10)
-        one_process(runner, server_part, inputs, 10)
+        await two_process(runner, inputs, 10, [])
+        one_process(runner, server_part, inputs, 10, [])
         base: list[float] = []
         co: list[float] = []
+        parts: list[tuple[float, float]] = []
+        recs: list[dict] = []
         # Interleave rounds so drift on a shared machine hits both arms alike.
         for _ in range(rounds):
-            base += one_process(runner, server_part, inputs, n // rounds)
-            co += await two_process(runner, inputs, n // rounds)
+            base += one_process(runner, server_part, inputs, n // rounds, parts)
+            co += await two_process(runner, inputs, n // rounds, recs)
         await runner.close()
     finally:
         edge.stop()
@@ -78,6 +89,21 @@ async def measure(split: int, encoding: str, n: int, seq: int, threads: int, rou
         "two_process_median_s": c,
         "ratio": c / b,
         "added_s": c - b,
+        "breakdown_median_s": breakdown(parts, recs),
+    }
+
+
+def breakdown(parts: list[tuple[float, float]], recs: list[dict]) -> dict[str, float]:
+    med = statistics.median
+    return {
+        "device_compute_1p_s": med(p[0] for p in parts),
+        "device_compute_2p_s": med(r["device_compute_s"] for r in recs),
+        "server_compute_1p_s": med(p[1] for p in parts),
+        "server_compute_2p_s": med(r["server_compute_s"] for r in recs),
+        "encode_s": med(r["encode_s"] for r in recs),
+        "transfer_s": med(r["transfer_s"] for r in recs),
+        "server_decode_queue_s": med(r["server_other_s"] for r in recs),
+        "response_decode_s": med(r["response_decode_s"] for r in recs),
     }
 
 
@@ -112,6 +138,16 @@ def main() -> int:
             "[green]met" if ok else "[red]missed",
         )
     console.print(table)
+    detail = Table(title="where the added time goes (medians, ms; 1p = one process, 2p = two processes)")
+    for col in ("encoding", "device 1p", "device 2p", "server 1p", "server 2p", "encode", "transfer",
+                "server decode+queue", "answer decode"):
+        detail.add_column(col, justify="right")
+    for r in rows:
+        d = {k: v * 1e3 for k, v in r["breakdown_median_s"].items()}
+        detail.add_row(r["encoding"], f"{d['device_compute_1p_s']:.2f}", f"{d['device_compute_2p_s']:.2f}",
+                       f"{d['server_compute_1p_s']:.2f}", f"{d['server_compute_2p_s']:.2f}", f"{d['encode_s']:.2f}",
+                       f"{d['transfer_s']:.2f}", f"{d['server_decode_queue_s']:.2f}", f"{d['response_decode_s']:.2f}")
+    console.print(detail)
     with open(args.out, "w") as fh:
         json.dump(rows, fh, indent=2)
     return 0

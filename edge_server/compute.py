@@ -27,7 +27,7 @@ def run_server_part(
     started = stage.begin()
     device = next((p.device for p in part.parameters()), torch.device("cpu"))
     with torch.inference_mode():
-        h = torch.from_numpy(np.ascontiguousarray(hidden)).to(device)
+        h = torch.tensor(hidden, device=device)  # copies: the decoded array may be a read-only view
         m = torch.from_numpy(np.ascontiguousarray(mask)).to(device)
         out = part(h, m)
         if device.type == "cuda":

@@ -166,8 +166,9 @@ def decode(
         return arr.astype(np.float32) * scales
     if msg.scales:
         raise InvalidArgument(f"{what}: scales are only allowed with int8 encoding")
-    out = arr.astype(np.float32)
-    if not np.all(np.isfinite(out)):
+    # fp32 stays a read-only view of the message bytes (no copy); consumers copy when they need to.
+    out = arr if arr.dtype == np.float32 else arr.astype(np.float32)
+    if not np.isfinite(out).all():
         bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
         raise InvalidArgument(f"{what}: {bad} non-finite values (NaN or Inf)")
     return out
