@@ -72,15 +72,6 @@ def problem_dict(
     }
 
 
-def build_problem(
-    device: control_pb2.NodeProfile,
-    server: control_pb2.NodeProfile,
-    settings: ControllerSettings,
-    *,
-    latency_s: float,
-    energy_j: float,
-    pins: dict[str, float] | None = None,
-) -> Problem:
-    return Problem.model_validate(
-        problem_dict(device, server, settings, latency_s=latency_s, energy_j=energy_j, pins=pins)
-    )
+def build_problem(*args: Any, **kwargs: Any) -> Problem:
+    """`problem_dict(...)` validated into the solver's problem."""
+    return Problem.model_validate(problem_dict(*args, **kwargs))

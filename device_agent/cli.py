@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from device_agent.settings import AgentSettings
-from splitbed.cli_settings import add_settings_arguments, settings_from_args
+from splitbed.cli_settings import add_calibrate_parser, add_settings_arguments, settings_from_args
 from splitbed.errors import SplitbedError
 
 
@@ -19,11 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the front layers on the inputs and stream them to an edge server")
     add_settings_arguments(run, AgentSettings)
     run.add_argument("--log-level", default="WARNING", help="logging level")
-    cal = sub.add_parser("calibrate", help="fit the power coefficient phi from energy measured at several clocks")
-    add_settings_arguments(cal, AgentSettings)
-    cal.add_argument("--freqs-hz", type=float, nargs="*", help="clock caps to measure at (default: 5 steps)")
-    cal.add_argument("--json", action="store_true", help="print the result as JSON")
-    cal.add_argument("--log-level", default="WARNING", help="logging level")
+    add_calibrate_parser(sub, AgentSettings)
     return parser
 
 

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from edge_server.settings import EdgeSettings
-from splitbed.cli_settings import add_settings_arguments, settings_from_args
+from splitbed.cli_settings import add_calibrate_parser, add_settings_arguments, settings_from_args
 from splitbed.errors import SplitbedError
 
 
@@ -19,11 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the back layers of a split model over gRPC")
     add_settings_arguments(serve, EdgeSettings)
     serve.add_argument("--log-level", default="INFO", help="logging level")
-    cal = sub.add_parser("calibrate", help="fit the power coefficient phi from energy measured at several clocks")
-    add_settings_arguments(cal, EdgeSettings)
-    cal.add_argument("--freqs-hz", type=float, nargs="*", help="clock caps to measure at (default: 5 steps)")
-    cal.add_argument("--json", action="store_true", help="print the result as JSON")
-    cal.add_argument("--log-level", default="WARNING", help="logging level")
+    add_calibrate_parser(sub, EdgeSettings)
     return parser
 
 

@@ -40,6 +40,18 @@ def add_settings_arguments(
         parser.add_argument(flag, **kwargs)
 
 
+def add_calibrate_parser(subparsers: Any, cls: type[BaseSettings]) -> argparse.ArgumentParser:
+    """The `calibrate` subcommand shared by the agent and the server."""
+    cal: argparse.ArgumentParser = subparsers.add_parser(
+        "calibrate", help="fit the power coefficient phi from energy measured at several clocks"
+    )
+    add_settings_arguments(cal, cls)
+    cal.add_argument("--freqs-hz", type=float, nargs="*", help="clock caps to measure at (default: 5 steps)")
+    cal.add_argument("--json", action="store_true", help="print the result as JSON")
+    cal.add_argument("--log-level", default="WARNING", help="logging level")
+    return cal
+
+
 def settings_from_args(cls: type[S], args: argparse.Namespace) -> S:
     overrides = {k: v for k, v in vars(args).items() if k in cls.model_fields and v is not None}
     return cls(**overrides)
