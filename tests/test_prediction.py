@@ -3,7 +3,8 @@
 Five plans are pinned through the controller; the agent and the server stretch
 compute to their emulated profiles and the uplink is paced at r(p). The median
 measured end-to-end latency of each plan must be within 15 % of the plan's
-prediction.
+prediction. The agent runs at the sequence length the server profiles at
+(128), since achieved FLOP/s depends on the matrix sizes.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def test_predicted_latency_matches_measured_across_plans(system):
 
     async def scenario():
         runner = DeviceRunner(AgentSettings(server=edge.address, clock="emulated", clock_profile="paper-device",
-                                            seq_len=64, encoding="fp16", warmup=0, node_id="dev-p"))
+                                            seq_len=128, encoding="fp16", warmup=0, node_id="dev-p"))
         await runner.connect(standalone=False)
         node = DeviceNode(runner)
         link = ControlLink(controller.address, "dev-p", control_pb2.ROLE_DEVICE, profile=node.profile,
@@ -71,11 +72,13 @@ def test_predicted_latency_matches_measured_across_plans(system):
                         break
                     await asyncio.sleep(0.05)
                 assert link.version == plan["version"]
-                await runner.infer_one(prepared[0], "settle")
-                recs = [await runner.infer_one(prepared[i % 3], f"p{plan['version']}-{i}") for i in range(8)]
+                for i in range(2):  # the first runs of freshly loaded parts are slower
+                    await runner.infer_one(prepared[i], f"settle-{i}")
+                recs = [await runner.infer_one(prepared[i % 3], f"p{plan['version']}-{i}") for i in range(10)]
                 assert {r["config_version"] for r in recs} == {plan["version"]}
                 measured = statistics.median(r["timings"]["e2e_s"] for r in recs)
-                results.append((pins, plan["config"]["predicted"], measured, recs[0]))
+                stages = {k: statistics.median(r["timings"][k] for r in recs) for k in recs[0]["timings"]}
+                results.append((pins, plan["config"]["predicted"], measured, {**recs[0], "stages": stages}))
         await link.close()
         await runner.close()
         return results
@@ -84,8 +87,12 @@ def test_predicted_latency_matches_measured_across_plans(system):
     report = []
     for pins, predicted, measured, rec in results:
         err = (measured - predicted["latency_s"]) / predicted["latency_s"]
-        report.append(f"{pins}: predicted {predicted['latency_s'] * 1e3:.1f} ms, measured {measured * 1e3:.1f} ms, "
-                      f"error {err:+.1%}")
+        st = rec["stages"]
+        report.append(
+            f"{pins}: predicted {predicted['latency_s'] * 1e3:.1f} ms, measured {measured * 1e3:.1f} ms, "
+            f"error {err:+.1%} (device {predicted['t_device_s'] * 1e3:.1f}/{st['device_compute_s'] * 1e3:.1f}, "
+            f"upload {predicted['t_upload_s'] * 1e3:.1f}/{st['upload_pacing_s'] * 1e3:.1f}, "
+            f"server {predicted['t_server_s'] * 1e3:.1f}/{st['server_compute_s'] * 1e3:.1f} ms predicted/measured)")
         assert rec["predicted"]["source"].startswith("modelled")
         assert rec["energy"]["device_source"].startswith("modelled")
         assert rec["energy"]["upload_source"] == "modelled:p*t_upload"
