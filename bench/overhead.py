@@ -1,3 +1,4 @@
+# ruff: noqa: E402 - the OpenMP spinning bound must be set before torch is imported
 """Co-inference overhead: two processes over gRPC on loopback vs the same split in one process.
 
 Both sides run MiniLM (real weights) at a fixed sequence length; the baseline
@@ -8,10 +9,10 @@ Target: ratio <= 1.10 with at most 1 ms added.
 
 from __future__ import annotations
 
-import os
+from splitbed.omp import bound_openmp_spinning
 
-# Before torch loads libgomp: the same wait policy the agent and the server use (see device_agent/__init__.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Before torch loads its OpenMP runtime: the same spinning bound the agent and the server use.
+bound_openmp_spinning()
 
 import argparse
 import asyncio

@@ -15,12 +15,15 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from splitbed.omp import bound_openmp_spinning
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def child_env(threads: int = 1, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE",
+    bound_openmp_spinning(env)
+    env.update({"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads),
                 "HF_HUB_OFFLINE": "1",
                 "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
