@@ -14,7 +14,7 @@ from device_agent.runner import DeviceRunner, PartState
 from splitbed.channel import gain_from_distance, gain_from_rate
 from splitbed.control import Applied
 from splitbed.model import payload_bytes, split_table
-from splitbed.stage import memory_values
+from splitbed.stage import best_flops_per_s, memory_values
 from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class DeviceNode:
         return gain_from_distance(s.distance_m, s.k0_db, s.path_loss_exponent)
 
     def _achieved_flops_per_s(self) -> float:
-        """Best of timed runs of the device part as it is now (clock cap and emulation included)."""
+        """Timed runs of the device part as it is now (clock cap and emulation included)."""
         runner = self.runner
         state = runner.state
         flops = state.flops(self.seq_len)
@@ -48,12 +48,7 @@ class DeviceNode:
             return 0.0
         ids = torch.full((1, self.seq_len), 1000, dtype=torch.long)
         inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
-        times = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            runner._front(state, inputs)
-            times.append(time.perf_counter() - t0)
-        return flops / min(times[1:])
+        return best_flops_per_s(lambda: runner._front(state, inputs), flops)
 
     async def profile(self) -> control_pb2.NodeProfile:
         s = self.settings

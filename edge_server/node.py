@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,7 +12,7 @@ from edge_server.compute import run_server_part
 from edge_server.registry import Served
 from splitbed.control import Applied, ControlLink
 from splitbed.model import split_table
-from splitbed.stage import memory_values
+from splitbed.stage import best_flops_per_s, memory_values
 from splitbed.v1 import control_pb2
 
 if TYPE_CHECKING:
@@ -27,19 +26,15 @@ class ServerNode:
         self.edge = edge
 
     def _achieved_flops_per_s(self) -> float:
-        """Best of timed runs of the served part as it is now (clock cap and emulation included)."""
+        """Timed runs of the served part as it is now (clock cap and emulation included)."""
         served = self.edge.registry.current
         seq = self.edge.settings.profile_seq_len
         if served is None or served.flops(seq) == 0:
             return 0.0
         hidden = np.random.default_rng(0).standard_normal((1, seq, self.edge.source.hidden_size)).astype(np.float32)
         mask = np.ones((1, seq), np.int64)
-        times = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            run_server_part(served.part, hidden, mask, t0, self.edge.stage, served.flops(seq))
-            times.append(time.perf_counter() - t0)
-        return served.flops(seq) / min(times[1:])
+        flops = served.flops(seq)
+        return best_flops_per_s(lambda: run_server_part(served.part, hidden, mask, 0.0, self.edge.stage, flops), flops)
 
     async def profile(self) -> control_pb2.NodeProfile:
         edge = self.edge

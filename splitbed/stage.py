@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from splitbed.hw.clock import ClockBackend, EmulatedClock, get_profile, make_clock, measure_host_flops
@@ -62,6 +63,26 @@ def memory_values() -> tuple[dict[str, float], dict[str, str]]:
     if reading.gpu_peak_bytes is not None:
         values["gpu_peak_bytes"] = float(reading.gpu_peak_bytes)
     return values, {k: reading.source for k in values}
+
+
+def best_flops_per_s(run: Callable[[], object], flops: float, *, rounds: int = 3, runs: int = 4,
+                     pause_s: float = 0.3) -> float:
+    """Achieved FLOP/s of `run` (which does `flops`): the fastest of several runs in rounds spaced in time.
+
+    One warm-up run first; the rounds are spread over about a second so a
+    burst of other load (on a shared host, the other process starting up) does
+    not become the profile the controller plans with.
+    """
+    run()
+    best = float("inf")
+    for r in range(rounds):
+        if r:
+            time.sleep(pause_s)
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - t0)
+    return flops / best
 
 
 class Stage:
