@@ -75,6 +75,20 @@ def wait_healthy(address: str, service: str = "", timeout: float = 120.0) -> Non
     raise TimeoutError(f"{address} not SERVING within {timeout} s")
 
 
+def wait_port_file(popen: subprocess.Popen[bytes], port_file: Path, log: Path, timeout: float,
+                   what: str) -> list[int]:
+    """The ports a starting process writes to its port file; fail with its log if it dies or hangs."""
+    deadline = time.monotonic() + timeout
+    while not port_file.exists() or not port_file.read_text().strip():
+        if popen.poll() is not None:
+            raise RuntimeError(f"{what} exited with {popen.returncode}:\n{log.read_text(errors='replace')}")
+        if time.monotonic() > deadline:
+            popen.kill()
+            raise TimeoutError(f"{what} did not start within {timeout:.0f} s:\n{log.read_text(errors='replace')}")
+        time.sleep(0.1)
+    return [int(p) for p in port_file.read_text().split()]
+
+
 def start(module: str, args: Sequence[str], *, threads: int = 1, timeout: float = 180.0,
           env: dict[str, str] | None = None, port_flags: Sequence[str] = ("--port", "0")) -> Proc:
     """Start `python -m module ARGS --port 0 --port-file F`, wait until its health service says SERVING.
@@ -89,14 +103,7 @@ def start(module: str, args: Sequence[str], *, threads: int = 1, timeout: float 
         stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env or child_env(threads), cwd=ROOT,
     )
     deadline = time.monotonic() + timeout
-    while not port_file.exists() or not port_file.read_text().strip():
-        if popen.poll() is not None:
-            raise RuntimeError(f"{module} exited with {popen.returncode}:\n{log.read_text(errors='replace')}")
-        if time.monotonic() > deadline:
-            popen.kill()
-            raise TimeoutError(f"{module} did not start:\n{log.read_text(errors='replace')}")
-        time.sleep(0.1)
-    ports = [int(p) for p in port_file.read_text().split()]
+    ports = wait_port_file(popen, port_file, log, timeout, module)
     proc = Proc(popen, ports[0], log, ports[1] if len(ports) > 1 else None)
     wait_healthy(proc.address, timeout=max(1.0, deadline - time.monotonic()))
     return proc

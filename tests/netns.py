@@ -15,14 +15,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from splitbed.launch import ROOT, child_env
+from splitbed.launch import ROOT, child_env, wait_port_file
 
 logger = logging.getLogger(__name__)
 
@@ -131,15 +130,7 @@ def start_in_ns(ns: str, module: str, args: Sequence[str], workdir: Path, *,
     popen = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env or child_env(),
                              cwd=ROOT)
     proc = NsProc(popen, log)
-    deadline = time.monotonic() + timeout
-    while not port_file.exists() or not port_file.read_text().strip():
-        if popen.poll() is not None:
-            raise RuntimeError(f"{module} in {ns} exited with {popen.returncode}:\n{proc.output()}")
-        if time.monotonic() > deadline:
-            proc.stop()
-            raise TimeoutError(f"{module} in {ns} did not start within {timeout:.0f} s:\n{proc.output()}")
-        time.sleep(0.1)
-    proc.ports = [int(p) for p in port_file.read_text().split()]
+    proc.ports = wait_port_file(popen, port_file, log, timeout, f"{module} in {ns}")
     return proc
 
 
