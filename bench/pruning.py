@@ -220,7 +220,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=f"{method} latency")
         fl = sorted((r["rho"], r["flops_ratio"]) for r in rows if r["model"] == model and r["method"] == METHODS[0])
         ax.plot(*zip(*fl, strict=True), "k--", label="structured FLOPs")
-        ax.set_title(f"{model}: seq {SEQ}, batch 1, whole model")
+        random = all(r.get("min_cos_vs_dense") is None for r in rows if r["model"] == model)
+        label = " (RANDOM INIT, timing only)" if random else " (pretrained)"
+        ax.set_title(f"{model}{label}: seq {SEQ}, batch 1, whole model", fontsize=10)
         ax.set_xlabel("kept ratio rho")
         ax.set_ylabel("x dense")
         ax.grid(alpha=0.3)
