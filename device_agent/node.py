@@ -93,16 +93,8 @@ class DeviceNode:
         if (k.split, method, k.rho_device) != (old.split, old.method, old.rho_device):
             # Loaded beside the running part; requests keep using the old one until the swap below.
             part = await asyncio.to_thread(runner.load_part, k.split, k.rho_device, method)
-        sources: dict[str, str] = {"rho_device": f"achieved ({method})", "split": "applied"}
-        freq = k.freq_device_hz
-        clock = await asyncio.to_thread(runner.stage.set_freq, k.freq_device_hz)
-        if clock is not None:
-            freq = clock.applied_hz
-            sources["freq_device_hz"] = "emulated" if clock.emulated else f"applied:{clock.backend}"
-        else:
-            sources["freq_device_hz"] = (
-                "not applied: no clock backend" if runner.stage.clock is None else "not applied: no device stage"
-            )
+        freq, freq_source = await asyncio.to_thread(runner.stage.apply_freq, k.freq_device_hz, "device")
+        sources = {"rho_device": f"achieved ({method})", "split": "applied", "freq_device_hz": freq_source}
         power = k.power_w
         if power > 0:
             link = runner.apply_power(power)

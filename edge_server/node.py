@@ -67,19 +67,11 @@ class ServerNode:
         k = config.knobs
         method = config.method or edge.settings.method
         served: Served = await asyncio.to_thread(edge.load, config.version, k.split, k.rho_server, method)
-        clock = await asyncio.to_thread(edge.stage.set_freq, k.freq_server_hz)
+        freq, freq_source = await asyncio.to_thread(edge.stage.apply_freq, k.freq_server_hz, "server")
         edge.registry.install(served)
         edge.metrics.applied(config.version, {"split": k.split, "rho_server": served.part.report.achieved_rho,
-                                              "freq_server_hz": clock.applied_hz if clock else 0.0})
-        sources = {"rho_server": f"achieved ({method})", "split": "applied"}
-        freq = k.freq_server_hz
-        if clock is not None:
-            freq = clock.applied_hz
-            sources["freq_server_hz"] = "emulated" if clock.emulated else f"applied:{clock.backend}"
-        else:
-            sources["freq_server_hz"] = (
-                "not applied: no clock backend" if edge.stage.clock is None else "not applied: no server stage"
-            )
+                                              "freq_server_hz": freq})
+        sources = {"rho_server": f"achieved ({method})", "split": "applied", "freq_server_hz": freq_source}
         return Applied(
             knobs=control_pb2.Knobs(split=k.split, rho_device=k.rho_device,
                                     rho_server=served.part.report.achieved_rho, power_w=k.power_w,

@@ -28,6 +28,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from device_agent.report import version_rows
 from splitbed.launch import ROOT, Proc, child_env, start, start_controller, start_edge
 
 console = Console(width=150)
@@ -70,20 +71,20 @@ def version_table(records: list[dict[str, Any]], plans: dict[int, dict[str, Any]
     for col in ("version", "requests", "L", "rho", "rho~", "p (mW)", "f (MHz)", "f~ (MHz)", "predicted (ms)",
                 "measured (ms)", "error", "cosine"):
         table.add_column(col, justify="right")
-    for version in sorted({r["config_version"] for r in records}):
-        rows = [r for r in records if r["config_version"] == version]
+    for row in version_rows(records):
+        version = row["version"]
+        cos = statistics.mean(r["cosine"] for r in records if r["config_version"] == version and "cosine" in r) \
+            if "cosine" in records[0] else float("nan")
+        measured = f"{row['measured_s'] * 1e3:.1f}"
         plan = plans.get(version)
-        measured = statistics.median(r["timings"]["e2e_s"] for r in rows)
-        cos = statistics.mean(r["cosine"] for r in rows) if "cosine" in rows[0] else float("nan")
-        if plan is None:
-            table.add_row(str(version), str(len(rows)), *["-"] * 7, f"{measured * 1e3:.1f}", "-", f"{cos:.4f}")
+        if plan is None or row["error"] is None:
+            table.add_row(str(version), str(row["requests"]), *["-"] * 7, measured, "-", f"{cos:.4f}")
             continue
-        k, p = plan["config"]["knobs"], plan["config"]["predicted"]
-        err = (measured - p["latency_s"]) / p["latency_s"]
-        table.add_row(str(version), str(len(rows)), str(k["split"]), f"{k['rho_device']:.3f}",
+        k = plan["config"]["knobs"]
+        table.add_row(str(version), str(row["requests"]), str(k["split"]), f"{k['rho_device']:.3f}",
                       f"{k['rho_server']:.3f}", f"{k['power_w'] * 1e3:.1f}", f"{k['freq_device_hz'] / 1e6:.0f}",
-                      f"{k['freq_server_hz'] / 1e6:.0f}", f"{p['latency_s'] * 1e3:.1f}", f"{measured * 1e3:.1f}",
-                      f"{err:+.1%}", f"{cos:.4f}")
+                      f"{k['freq_server_hz'] / 1e6:.0f}", f"{row['predicted_s'] * 1e3:.1f}", measured,
+                      f"{row['error']:+.1%}", f"{cos:.4f}")
     return table
 
 
@@ -103,7 +104,6 @@ def with_controller(args: argparse.Namespace, out: Path) -> int:
                      threads=2)
         procs.append(edge)
         console.print(f"edge server: {edge.address} (clock emulated: profile edge-cpu, 2 GHz x 32 FLOPs/cycle)")
-        agent_log = out.with_suffix(".log")
         agent = subprocess.Popen(
             [sys.executable, "-m", "device_agent", "run", "--server", edge.address, "--controller",
              controller.address, "--clock", "emulated", "--clock-profile", "paper-device", "--seq-len",
@@ -142,7 +142,6 @@ def with_controller(args: argparse.Namespace, out: Path) -> int:
             return code
         records = [json.loads(line) for line in out.read_text().splitlines()]
         console.print(version_table(records, plans))
-        del agent_log
     finally:
         if agent is not None:
             agent.kill()

@@ -50,14 +50,19 @@ class Proc:
         return self.log.read_text(errors="replace")
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        return self.popen.returncode
+        return stop_process(self.popen, timeout)
+
+
+def stop_process(popen: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
+    """SIGTERM (the services go NOT_SERVING and drain), then SIGKILL after `timeout`; the exit code."""
+    if popen.poll() is None:
+        popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+    return popen.returncode
 
 
 def wait_healthy(address: str, service: str = "", timeout: float = 120.0) -> None:

@@ -112,11 +112,19 @@ class Stage:
     def freq_hz(self) -> float:
         return self.clock.current_hz() if self.clock is not None else 0.0
 
-    def set_freq(self, hz: float) -> AppliedClock | None:
-        if self.clock is None or hz <= 0:
-            return None
+    def apply_freq(self, hz: float, side: str) -> tuple[float, str]:
+        """Cap the clock at a plan's `hz`; returns the value to report and where it came from.
+
+        A planned 0 Hz means this side has no stage at the split; without a
+        clock backend the plan's value is reported as not applied.
+        """
+        if self.clock is None:
+            return hz, "not applied: no clock backend"
+        if hz <= 0:
+            return hz, f"not applied: no {side} stage"
         self.applied = self.clock.set_cap(hz)
-        return self.applied
+        source = "emulated" if self.applied.emulated else f"applied:{self.applied.backend}"
+        return self.applied.applied_hz, source
 
     def begin(self) -> tuple[float, object]:
         return time.perf_counter(), self.meter.begin()

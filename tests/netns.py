@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from splitbed.launch import ROOT, child_env, wait_port_file
+from splitbed.launch import ROOT, child_env, stop_process, wait_port_file
 
 logger = logging.getLogger(__name__)
 
@@ -107,14 +106,7 @@ class NsProc:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout)
-        return self.popen.returncode
+        return stop_process(self.popen, timeout)
 
 
 def start_in_ns(ns: str, module: str, args: Sequence[str], workdir: Path, *,
