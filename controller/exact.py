@@ -1,4 +1,4 @@
-"""P1 solved exactly: the convex time/energy reformulation (DESIGN.md section 3).
+"""P1 solved exactly: the convex time/energy reformulation (docs/design.md section 2).
 
 Each stage is described by its time t and energy e instead of its knobs:
 

@@ -3,7 +3,7 @@
 Float hidden states are encoded as fp32, fp16 or int8. The int8 encoding is
 symmetric with one float32 scale per hidden channel (last axis): BERT hidden
 states have a few outlier channels, so per-token scales lose ~10x more
-(DESIGN.md section 4). Decoding validates everything it is given and raises
+(docs/design.md section 8). Decoding validates everything it is given and raises
 `InvalidArgument` naming the problem; it never unpickles or evaluates bytes.
 """
 

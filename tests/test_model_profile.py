@@ -1,4 +1,4 @@
-"""Analytic FLOPs and sizes against DESIGN.md's numbers and against FlopCounterMode."""
+"""Analytic FLOPs and sizes against docs/design.md (section 8) and against FlopCounterMode."""
 
 from __future__ import annotations
 
