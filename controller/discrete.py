@@ -43,6 +43,16 @@ def neighbour_steps(freq_hz: float, proc: Processor) -> list[float]:
     return sorted(out)
 
 
+def applied_step(freq_hz: float, proc: Processor) -> float:
+    """The clock the hardware applies for a requested cap: the highest step not above it (clock backends snap
+    down), or the lowest step when the request lies below every step."""
+    usable = [f for f in proc.steps_hz if proc.f_min_hz * (1 - REL_TOL) <= f <= proc.f_max_hz * (1 + REL_TOL)]
+    if not usable:
+        return freq_hz
+    below = [f for f in usable if f <= freq_hz * (1 + REL_TOL)]
+    return max(below) if below else min(usable)
+
+
 def _side_choices(present: bool, pin: float | None, freq_hz: float, proc: Processor) -> Sequence[float | None]:
     if not present or pin is not None or freq_hz <= 0.0 or not proc.steps_hz:
         return [pin]  # nothing to snap: keep the task's own setting (free or pinned)

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Literal
 
-from controller.discrete import on_steps, step_tasks
+from controller.discrete import applied_step, on_steps, step_tasks
 from controller.exact import ExactProgram, Mode, RawSolution, Structure, recover_knobs
 from controller.measured import fit_convex_decreasing
 from controller.problem import Answer, Problem, SplitAnswer, SplitSpec, StageBreakdown
@@ -73,9 +73,12 @@ def _task(problem: Problem, spec: SplitSpec, index: int, fit) -> SplitTask:  # t
             fit_d = fit(pts.device, f"{where}.device")
         if spec.server_params > 0.0:
             fit_s = fit(pts.server, f"{where}.server")
+    # A pinned clock is planned, and predicted, at the step the hardware will really apply.
+    f_dev = None if pins.freq_device_hz is None else applied_step(pins.freq_device_hz, model.device)
+    f_srv = None if pins.freq_server_hz is None else applied_step(pins.freq_server_hz, model.server)
     return SplitTask(
         model, problem.budget.latency_s, problem.budget.energy_j, rho_lo, rho_hi, rho_s_lo, rho_s_hi,
-        pins.power_w, pins.freq_device_hz, pins.freq_server_hz, fit_d, fit_s,
+        pins.power_w, f_dev, f_srv, fit_d, fit_s,
     )
 
 

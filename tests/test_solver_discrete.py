@@ -92,3 +92,12 @@ def test_steps_above_f_max_are_rejected():
     spec["device"]["clock_steps_hz"] = [2e9]
     with pytest.raises(ValueError, match="clock_steps_hz"):
         Problem.model_validate(spec)
+
+
+def test_a_pinned_clock_is_planned_at_the_step_the_hardware_applies():
+    spec = _spec(4, 0.5, 0.05)
+    spec["pins"] = {"freq_device_hz": 8.2e8, "freq_server_hz": 3.9e9}
+    ans = Planner().solve(Problem.model_validate(spec))
+    assert ans.status == "optimal"
+    assert ans.freq_device_hz == pytest.approx(7.5e8)  # cpufreq/devfreq/emulated snap down
+    assert ans.freq_server_hz == pytest.approx(3.4e9)
