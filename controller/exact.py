@@ -192,8 +192,9 @@ class ExactProgram:
                         p[f"negslope_{side}"] = _nonneg(f"negslope_{side}", (pieces,))
                         cons.append(z >= p[f"icept_{side}"] - p[f"negslope_{side}"] * ratio)
                         terms.append(z)
-                # The tiny kept-parameter term only breaks ties where a fit is flat.
-                objective = cp.Minimize(cp.sum(cp.hstack(terms)) - 1e-7 * kept)
+                # Tiny terms only break ties where a fit is flat: keep more parameters, then use less of
+                # both budgets, so loose budgets do not give an arbitrary interior point (as for the bound).
+                objective = cp.Minimize(cp.sum(cp.hstack(terms)) - 1e-7 * kept + 1e-7 * (total_t + total_e))
             else:
                 # Among plans of equal quality (e.g. every ratio at 1 under loose budgets) prefer the
                 # one that uses less of both budgets, so the plan is not an arbitrary interior point.
