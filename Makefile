@@ -35,7 +35,7 @@ test: setup lint typecheck
 # 3.10. Not part of `make test`: PyPI's torch for 3.10 is a CUDA build of several GB.
 PYTHON310 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python) $(shell command -v python3.10))
 VENV310 := .venv310
-PY310_TESTS ?= tests/test_aio_compat.py tests/test_bad_input.py tests/test_coinference.py tests/test_model_split.py \
+PY310_TESTS ?= tests/test_aio_compat.py tests/test_py310_compat.py tests/test_bad_input.py tests/test_coinference.py tests/test_model_split.py \
 	tests/test_model_profile.py tests/test_hw_clock_emulated.py tests/test_solver_exact.py tests/test_solver_input.py \
 	tests/test_controller_service.py tests/test_live_system.py
 

@@ -2,7 +2,8 @@
 
 The device agent must run on JetPack 6 (Ubuntu 22.04, Python 3.10, NVIDIA's cp310
 torch wheels), so the agent and the core it imports keep to 3.10's standard
-library. `make test` type-checks with ``mypy --python-version 3.10`` and ruff's
+library (and catches `asyncio.TimeoutError` from `wait_for`: on 3.10 it is
+not the builtin TimeoutError). `make test` type-checks with ``mypy --python-version 3.10`` and ruff's
 ``py310`` target; ``make test-py310`` runs the agent, codec and controller tests
 on a real 3.10 interpreter.
 """
@@ -14,11 +15,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-__all__ = ["WaitTimeout", "timeout"]
-
-# `asyncio.wait_for` raises asyncio.TimeoutError; on 3.10 that is not the builtin
-# TimeoutError, so code catching a wait_for timeout names this alias.
-WaitTimeout = asyncio.TimeoutError
+__all__ = ["timeout"]
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout

@@ -33,8 +33,3 @@ async def test_timeout_passes_fast_body_and_outer_cancel() -> None:
 async def test_none_means_no_limit() -> None:
     async with aio_compat.timeout(None):
         await asyncio.sleep(0)
-
-
-async def test_wait_timeout_alias_catches_wait_for() -> None:
-    with pytest.raises(aio_compat.WaitTimeout):
-        await asyncio.wait_for(asyncio.sleep(5), 0.01)
