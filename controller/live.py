@@ -180,7 +180,7 @@ class LiveSystem:
         node.queue.put_nowait(control_pb2.Config(reprofile=True, reason="profile requested"))
         try:
             await asyncio.wait_for(node.profiled.wait(), timeout_s)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # wait_for's; not the builtin TimeoutError on 3.10
             raise Unavailable(f"node {node_id!r} sent no profile within {timeout_s:.0f} s") from None
         return node
 
@@ -245,7 +245,7 @@ class LiveSystem:
                 node.queue.put_nowait(plan.config)
         try:
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), self.settings.ack_timeout_s)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # wait_for's; not the builtin TimeoutError on 3.10
             plan.status = "failed"
             raise Unavailable(
                 f"edge server did not apply version {version} within {self.settings.ack_timeout_s:.0f} s"

@@ -40,7 +40,7 @@ async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tu
     link.start()
     try:
         await asyncio.wait_for(link.first_config.wait(), settings.wait_config_s)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # wait_for's; not the builtin TimeoutError on 3.10
         await link.close()
         raise Unavailable(f"no plan from controller {settings.controller} within {settings.wait_config_s:.0f} s "
                           "(is it running, and is an edge server registered with it?)") from None
