@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= agent,edge,controller,dev
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-py310 lint typecheck proto bench clean wheelhouse wheelhouse-aarch64 compose-e2e
+.PHONY: setup demo test test-py310 lint typecheck proto bench clean wheelhouse wheelhouse-aarch64 compose-e2e base-image
 
 setup: $(STAMP)
 
@@ -64,6 +64,10 @@ wheelhouse: setup
 
 wheelhouse-aarch64: setup
 	ARCH=aarch64 WHEELHOUSE=wheelhouse-aarch64 PYTHON=$(BIN)/python scripts/wheelhouse.sh
+
+# The offline base image splitbed-base:bookworm (debootstrap + docker import; needs root and an engine).
+base-image:
+	scripts/base-image.sh
 
 # Builds the images on a local base image and runs the compose demo (needs root or a Docker engine).
 compose-e2e: setup
