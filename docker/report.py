@@ -28,7 +28,7 @@ from typing import Any
 
 
 def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (compose-internal URL)
+    with urllib.request.urlopen(url, timeout=10) as resp:
         return json.loads(resp.read().decode())
 
 
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems += check(fig, node_id, args.max_error, args.expect_knobs)
         applied = node.get("applied") or {}
         err = f"{fig['error']:+.1%}" if fig["error"] is not None else "n/a"
-        print(f"{node_id:<10} {fig['records']:>7} {str(fig['versions']):<10} {fig['split']:>2} {fig['rho']:>6.3f} "
+        print(f"{node_id:<10} {fig['records']:>7} {fig['versions']!s:<10} {fig['split']:>2} {fig['rho']:>6.3f} "
               f"{fig['rho_server']:>6.3f} {fig['predicted_s'] * 1e3:>8.1f}ms {fig['measured_s'] * 1e3:>8.1f}ms "
               f"{err:>7}  f={applied.get('freq_device_hz', 0) / 1e6:.0f} MHz, p={applied.get('power_w', 0):.3f} W "
               f"({(node.get('applied_sources') or {}).get('power_w', '?')})")
