@@ -36,7 +36,16 @@ PENDING_FIELDS = {"tls_cert", "tls_key", "tls_ca", "token_file"}
 OTHER_ENV = {"OMP_NUM_THREADS", "SPLITBED_CACHE_DIR", "XDG_CACHE_HOME"}
 IMAGE_PREFIX = {"controller": "CONTROLLER_", "edge": "EDGE_", "agent": "AGENT_"}
 PROBE_SCRIPT = "/etc/splitbed/probe/grpc_health_tls.py"
-DOWNWARD_SAMPLE = {"metadata.name": "edge-0", "spec.nodeName": "pi-1"}
+SAMPLE_NODE = "pi-1"
+
+
+def sample_field(obj: dict[str, Any], field: str) -> str:
+    """A value the downward API could give a pod of `obj`: its pod name or its node's name."""
+    if field == "spec.nodeName":
+        return SAMPLE_NODE
+    assert field == "metadata.name", field
+    name = obj["metadata"]["name"]
+    return f"{name}-0" if obj["kind"] == "StatefulSet" else f"{name}-x7k2p"
 
 
 def kubectl() -> str:
@@ -164,7 +173,7 @@ def containers(objs: list[dict[str, Any]]) -> Iterator[Container]:
                     env[e["name"]] = _expand(str(e["value"]), env, defined, where, problems)
                 else:
                     field = e["valueFrom"]["fieldRef"]["fieldPath"]
-                    env[e["name"]] = DOWNWARD_SAMPLE[field]
+                    env[e["name"]] = sample_field(obj, field)
                 defined.add(e["name"])
             yield Container(obj, c, env, problems)
 

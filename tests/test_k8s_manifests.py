@@ -337,3 +337,113 @@ def test_structural_checks_catch_violations(renders):
         (cm,) = [c for c in km.by_kind(o, "ConfigMap") if c["metadata"]["name"].startswith("splitbed-agent")]
         cm["data"]["AGENT_SERVER"] = "edge-1.edge-headless:50051"  # dev has one edge pod
     assert any("one pod of the edge StatefulSet" in p for p in km.check_association(mutated(second_edge)))
+
+
+# ---- the dev overlay's settings and security context, run for real ------------------------------------------
+
+IMAGE_ENV = {  # docker/Dockerfile's ENV, with this checkout's interpreter in place of the image's /opt/splitbed
+    "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+    "HOME": "/var/lib/splitbed", "PYTHONPATH": str(km.ROOT), "GOMP_SPINCOUNT": "20000",
+}
+# This shared test host may be slower than the emulated clock profiles (the servers then refuse to start, as
+# they should); nothing here is timed, so the emulation's start-up check is told the host is fast enough.
+FAST_HOST = "1e13"
+
+
+def _expose(paths: list[Path]) -> list[str]:
+    """Mount commands that make `paths` reachable for a non-root user when an ancestor is not (e.g. a pyenv
+    interpreter under /root, mode 700): a tmpfs over that ancestor, with the paths bound back into it."""
+    script: list[str] = []
+    covered: set[Path] = set()
+    for i, path in enumerate(sorted(set(paths), key=lambda q: len(q.parts))):
+        blocked = next((a for a in reversed(path.parents) if a != Path("/") and not os.stat(a).st_mode & 0o001),
+                       None)
+        if blocked is None:
+            continue
+        script += [f"mkdir -p /mnt/.expose/{i}", f"mount --bind '{path}' /mnt/.expose/{i}"]
+        if blocked not in covered:
+            script.append(f"mount -t tmpfs -o mode=755,size=1m tmpfs '{blocked}'")
+            covered.add(blocked)
+        script += [f"mkdir -p '{path}'", f"mount --bind /mnt/.expose/{i} '{path}'"]
+    return script
+
+
+def _sandboxed(c: km.Container, env: dict[str, str], work: Path) -> subprocess.Popen[bytes]:
+    """Run the container's command as it would run in the pod: in a mount namespace whose root is read-only,
+    with a fresh writable directory at each emptyDir mount, as the pod's non-root user with no capabilities.
+    Mount points absent from this host (e.g. /results) move under /mnt, and the variables naming them follow."""
+    volumes = {v["name"]: v for v in c.pod["volumes"]}
+    script = ["set -e", "mount -t tmpfs -o size=16m tmpfs /mnt"]
+    script += _expose([Path(sys.base_prefix), Path(sys.prefix), km.ROOT])
+    for m in c.spec["volumeMounts"]:  # every source first: a later mount may cover it (e.g. on /tmp)
+        assert "emptyDir" in volumes[m["name"]]
+        host = work / m["name"]
+        host.mkdir()
+        host.chmod(0o1777)
+        script += [f"mkdir -p /mnt/.src/{m['name']}", f"mount --bind {host} /mnt/.src/{m['name']}"]
+    for m in c.spec["volumeMounts"]:
+        path = m["mountPath"] if Path(m["mountPath"]).is_dir() else "/mnt" + m["mountPath"]
+        if path != m["mountPath"]:
+            env = {k: v.replace(m["mountPath"], path) for k, v in env.items()}
+            script.append(f"mkdir -p {path}")
+        script.append(f"mount --bind /mnt/.src/{m['name']} {path}")
+    # Last: bind mounts made from a read-only mount would be read-only too.
+    script.append("mount -o remount,bind,ro /")
+    user = c.pod["securityContext"]["runAsUser"]
+    setpriv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--inh-caps=-all",
+               "--bounding-set=-all", "--no-new-privs", "env", "-i", *[f"{k}={v}" for k, v in env.items()]]
+    script.append("exec " + " ".join(f"'{a}'" for a in setpriv + c.spec["command"]))
+    log = (work / "log").open("wb")
+    return subprocess.Popen(["unshare", "--mount", "--propagation", "private", "bash", "-c", "\n".join(script)],
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def _port_file(path: Path, popen: subprocess.Popen[bytes], log: Path, timeout: float = 240.0) -> list[int]:
+    from splitbed.launch import wait_port_file
+    return wait_port_file(popen, path, log, timeout, str(log.parent.name))
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_dev_overlay_runs_read_only_and_unprivileged(renders, tmp_path: Path):
+    """controller, edge server and one agent with the dev overlay's environment, user, capabilities and
+    writable paths (ports are 0 and addresses loopback: no cluster DNS here). A write anywhere else fails."""
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("setpriv")):
+        pytest.skip("needs root, unshare and setpriv to build the pod's read-only mount namespace")
+    from splitbed.launch import stop_process, wait_healthy
+
+    cs = {c.role: c for c in km.containers(renders["overlays/dev"])}
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        work = {role: tmp_path / role for role in cs}
+        for w in work.values():
+            w.mkdir()
+        ctl_env = {**IMAGE_ENV, **cs["controller"].env, "CONTROLLER_GRPC_PORT": "0", "CONTROLLER_REST_PORT": "0",
+                   "CONTROLLER_PORT_FILE": "/tmp/port"}
+        procs.append(_sandboxed(cs["controller"], ctl_env, work["controller"]))
+        ctl_grpc, _rest = _port_file(work["controller"] / "tmp" / "port", procs[-1], work["controller"] / "log")
+        wait_healthy(f"127.0.0.1:{ctl_grpc}", SERVICE_OF["controller"], timeout=60)
+
+        edge_env = {**IMAGE_ENV, **cs["edge"].env, "EDGE_PORT": "0", "EDGE_METRICS_PORT": "0",
+                    "EDGE_PORT_FILE": "/tmp/port", "EDGE_CONTROLLER": f"127.0.0.1:{ctl_grpc}",
+                    "EDGE_HOST_FLOPS_PER_S": FAST_HOST}
+        procs.append(_sandboxed(cs["edge"], edge_env, work["edge"]))
+        (edge_port,) = _port_file(work["edge"] / "tmp" / "port", procs[-1], work["edge"] / "log")
+        wait_healthy(f"127.0.0.1:{edge_port}", SERVICE_OF["edge"], timeout=60)
+
+        agent_env = {**IMAGE_ENV, **cs["agent"].env, "AGENT_SERVER": f"127.0.0.1:{edge_port}",
+                     "AGENT_CONTROLLER": f"127.0.0.1:{ctl_grpc}", "AGENT_HOST_FLOPS_PER_S": FAST_HOST}
+        agent = _sandboxed(cs["agent"], agent_env, work["agent"])
+        procs.append(agent)
+        rc = agent.wait(timeout=400)
+        log = (work["agent"] / "log").read_text(errors="replace")
+        assert rc == 0, log
+        (records,) = list((work["agent"] / "results").glob("*.jsonl"))
+        assert records.name == f"{km.sample_field(cs['agent'].obj, 'metadata.name')}.jsonl"
+        assert records.read_text().count("\n") >= 1
+        for role in ("controller", "edge"):  # still up: nothing they do needs a writable root
+            assert procs[["controller", "edge"].index(role)].poll() is None, (work[role] / "log").read_text()
+    finally:
+        for p in reversed(procs):
+            stop_process(p)
