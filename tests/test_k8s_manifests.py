@@ -375,13 +375,13 @@ def _sandboxed(c: km.Container, env: dict[str, str], work: Path) -> subprocess.P
     Mount points absent from this host (e.g. /results) move under /mnt, and the variables naming them follow."""
     volumes = {v["name"]: v for v in c.pod["volumes"]}
     script = ["set -e", "mount -t tmpfs -o size=16m tmpfs /mnt"]
-    script += _expose([Path(sys.base_prefix), Path(sys.prefix), km.ROOT])
     for m in c.spec["volumeMounts"]:  # every source first: a later mount may cover it (e.g. on /tmp)
         assert "emptyDir" in volumes[m["name"]]
         host = work / m["name"]
         host.mkdir()
         host.chmod(0o1777)
         script += [f"mkdir -p /mnt/.src/{m['name']}", f"mount --bind {host} /mnt/.src/{m['name']}"]
+    script += _expose([Path(sys.base_prefix), Path(sys.prefix), km.ROOT])
     for m in c.spec["volumeMounts"]:
         path = m["mountPath"] if Path(m["mountPath"]).is_dir() else "/mnt" + m["mountPath"]
         if path != m["mountPath"]:
