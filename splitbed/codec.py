@@ -16,16 +16,15 @@ from typing import Any
 import numpy as np
 
 from splitbed.errors import InvalidArgument, ResourceExhausted
+from splitbed.kinds import ENCODINGS, Encoding
 from splitbed.v1 import tensor_pb2
 
-ENCODINGS = ("fp32", "fp16", "int8")
-
-_ENCODING_ENUM: dict[str, Any] = {
+_ENCODING_ENUM: dict[Encoding, Any] = {
     "fp32": tensor_pb2.ENCODING_FP32,
     "fp16": tensor_pb2.ENCODING_FP16,
     "int8": tensor_pb2.ENCODING_INT8,
 }
-_ENCODING_NAME: dict[int, str] = {v: k for k, v in _ENCODING_ENUM.items()}
+_ENCODING_NAME: dict[int, Encoding] = {v: k for k, v in _ENCODING_ENUM.items()}
 
 _DTYPES: dict[int, np.dtype] = {
     tensor_pb2.DTYPE_FLOAT32: np.dtype("<f4"),
@@ -45,7 +44,7 @@ MAX_RANK = 4
 
 def encoding_enum(name: str) -> Any:
     try:
-        return _ENCODING_ENUM[name]
+        return _ENCODING_ENUM[name]  # type: ignore[index]
     except KeyError:
         raise InvalidArgument(f"unknown encoding {name!r}; expected one of {', '.join(ENCODINGS)}") from None
 
@@ -54,7 +53,7 @@ def encoding_name(value: int) -> str:
     return _ENCODING_NAME.get(value, f"unknown({value})")
 
 
-def encode_float(array: np.ndarray, encoding: str) -> tensor_pb2.Tensor:
+def encode_float(array: np.ndarray, encoding: Encoding) -> tensor_pb2.Tensor:
     """Encode a float array ([..., C]) for the wire."""
     arr = np.ascontiguousarray(array, dtype=np.float32)
     enum = encoding_enum(encoding)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
-PruneMethod = Literal["structured-magnitude", "structured-random", "unstructured-magnitude", "unstructured-random"]
-Encoding = Literal["fp32", "fp16", "int8"]
-TorchDevice = Literal["cpu", "cuda"]
+from splitbed.kinds import Encoding, PruneMethod, TorchDevice
+
+__all__ = ["Encoding", "PruneMethod", "TorchDevice"]
 
 MODEL_FIELD: Any = Field("minilm", description="Model: 'minilm' (real all-MiniLM-L6-v2 weights), 'bert-base' (random "
                     "init, timing only) or a local Hugging Face BERT folder.")

@@ -39,15 +39,11 @@ from torch import Tensor
 from transformers import BertConfig
 
 from splitbed.errors import InvalidArgument
+from splitbed.kinds import PRUNE_METHODS
 
 logger = logging.getLogger(__name__)
 
-METHODS = (
-    "structured-magnitude",
-    "structured-random",
-    "unstructured-magnitude",
-    "unstructured-random",
-)
+METHODS = PRUNE_METHODS
 
 # Linear layers (relative to ``encoder.layer.<i>.``) whose weight and bias count as prunable.
 PRUNABLE_LINEARS = (
