@@ -18,7 +18,9 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -27,8 +29,10 @@ from rich.table import Table
 from device_agent.runner import DeviceRunner
 from device_agent.samples import builtin_sample
 from device_agent.settings import AgentSettings
-from splitbed.launch import start_edge
 from splitbed.model import load_server_part
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the source-checkout launcher lives in tests/
+from tests.launch import start_edge
 
 console = Console(width=140)
 

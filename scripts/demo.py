@@ -29,7 +29,9 @@ from rich.console import Console
 from rich.table import Table
 
 from device_agent.report import version_rows
-from splitbed.launch import ROOT, Proc, child_env, start, start_controller, start_edge
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the source-checkout launcher lives in tests/
+from tests.launch import ROOT, Proc, child_env, start, start_controller, start_edge
 
 console = Console(width=150)
 

@@ -19,8 +19,8 @@ import torch
 
 from device_agent.runner import DeviceRunner
 from device_agent.settings import AgentSettings
-from splitbed.launch import ROOT, child_env, start_edge
 from splitbed.model import load_full_model, resolve_model
+from tests.launch import ROOT, child_env, start_edge
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",

@@ -12,8 +12,8 @@ from device_agent.node import DeviceNode
 from device_agent.runner import DeviceRunner
 from device_agent.settings import AgentSettings
 from splitbed.control import ControlLink
-from splitbed.launch import start_controller, start_edge
 from splitbed.v1 import control_pb2
+from tests.launch import start_controller, start_edge
 
 TEXTS = ["Beautiful is better than ugly.", "Explicit is better than implicit.", "Simple is better than complex.",
          "Heap queue algorithm (a.k.a. priority queue).", "Text wrapping and filling."]

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from splitbed.channel import gain_from_distance, power_for_rate, rate_bps
-from splitbed.launch import ROOT, child_env
+from tests.launch import ROOT, child_env
 from tests.netns import (
     NetnsUnavailable,
     NsProc,

@@ -19,8 +19,8 @@ from device_agent.node import DeviceNode
 from device_agent.runner import DeviceRunner
 from device_agent.settings import AgentSettings
 from splitbed.control import ControlLink
-from splitbed.launch import start, start_controller
 from splitbed.v1 import control_pb2
+from tests.launch import start, start_controller
 
 TEXTS = ["Beautiful is better than ugly.", "Readability counts.", "Errors should never pass silently."]
 PLANS = [

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from splitbed.launch import ROOT
+from tests.launch import ROOT
 
 
 def test_generated_code_is_fresh():
