@@ -16,6 +16,7 @@ bound_openmp_spinning()
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import statistics
 import sys
@@ -56,8 +57,8 @@ async def two_process(runner: DeviceRunner, inputs: list, n: int, records: list)
     times = []
     for i in range(n):
         rec = await runner.infer_one(inputs[i % len(inputs)], f"bench-{i}")
-        times.append(rec["timings"]["e2e_s"])
-        records.append(rec["timings"])
+        times.append(rec.timings.e2e_s)
+        records.append(dataclasses.asdict(rec.timings))
     return times
 
 

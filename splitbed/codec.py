@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from splitbed.errors import InvalidArgument, ResourceExhausted
-from splitbed.kinds import ENCODINGS, Encoding
+from splitbed.kinds import Encoding, as_encoding
 from splitbed.v1 import tensor_pb2
 
 _ENCODING_ENUM: dict[Encoding, Any] = {
@@ -43,10 +43,7 @@ MAX_RANK = 4
 
 
 def encoding_enum(name: str) -> Any:
-    try:
-        return _ENCODING_ENUM[name]  # type: ignore[index]
-    except KeyError:
-        raise InvalidArgument(f"unknown encoding {name!r}; expected one of {', '.join(ENCODINGS)}") from None
+    return _ENCODING_ENUM[as_encoding(name)]
 
 
 def encoding_name(value: int) -> str:

@@ -8,7 +8,9 @@ imports it.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
+
+from splitbed.errors import InvalidArgument
 
 Encoding = Literal["fp32", "fp16", "int8"]
 PruneMethod = Literal["structured-magnitude", "structured-random", "unstructured-magnitude", "unstructured-random"]
@@ -16,3 +18,10 @@ TorchDevice = Literal["cpu", "cuda"]
 
 ENCODINGS: tuple[Encoding, ...] = get_args(Encoding)
 PRUNE_METHODS: tuple[PruneMethod, ...] = get_args(PruneMethod)
+
+
+def as_encoding(name: str) -> Encoding:
+    """`name` as an `Encoding`; InvalidArgument naming the choices when it is none."""
+    if name not in ENCODINGS:
+        raise InvalidArgument(f"unknown encoding {name!r}; expected one of {', '.join(ENCODINGS)}")
+    return cast(Encoding, name)
