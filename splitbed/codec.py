@@ -103,18 +103,14 @@ def _checked_shape(msg: tensor_pb2.Tensor, what: str, limits: Limits) -> tuple[i
     return shape
 
 
-def decode(
+def _check_header(
     msg: tensor_pb2.Tensor,
-    *,
     what: str,
     limits: Limits,
-    expect_shape: Sequence[int | None] | None = None,
-    allow_dtypes: Sequence[int] | None = None,
-) -> np.ndarray:
-    """Validate and decode a wire tensor into a float32 (float encodings) or integer array.
-
-    `expect_shape` entries that are None are free; others must match exactly.
-    """
+    expect_shape: Sequence[int | None] | None,
+    allow_dtypes: Sequence[int] | None,
+) -> tuple[int, ...]:
+    """Size, shape, dtype and encoding of a wire tensor checked before any byte is interpreted; its shape."""
     if len(msg.data) > limits.max_bytes:
         raise ResourceExhausted(f"{what}: {len(msg.data)} bytes exceeds the limit of {limits.max_bytes}")
     shape = _checked_shape(msg, what, limits)
@@ -136,6 +132,34 @@ def decode(
         )
     if msg.encoding not in _EXPECTED_DTYPE and msg.encoding != tensor_pb2.ENCODING_RAW:
         raise InvalidArgument(f"{what}: unknown encoding {msg.encoding}")
+    return shape
+
+
+def _dequantize_int8(msg: tensor_pb2.Tensor, arr: np.ndarray, what: str) -> np.ndarray:
+    channels = arr.shape[-1]
+    if len(msg.scales) != channels * 4:
+        raise InvalidArgument(
+            f"{what}: int8 needs {channels} float32 scales ({channels * 4} bytes), got {len(msg.scales)} bytes"
+        )
+    scales = np.frombuffer(msg.scales, dtype="<f4")
+    if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
+        raise InvalidArgument(f"{what}: int8 scales must be finite and positive")
+    return arr.astype(np.float32) * scales
+
+
+def decode(
+    msg: tensor_pb2.Tensor,
+    *,
+    what: str,
+    limits: Limits,
+    expect_shape: Sequence[int | None] | None = None,
+    allow_dtypes: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Validate and decode a wire tensor into a float32 (float encodings) or integer array.
+
+    `expect_shape` entries that are None are free; others must match exactly.
+    """
+    shape = _check_header(msg, what, limits, expect_shape, allow_dtypes)
     dt = _DTYPES[msg.dtype]
     count = int(np.prod(shape, dtype=np.int64))
     if count * dt.itemsize > limits.max_bytes:
@@ -146,22 +170,12 @@ def decode(
             f"= {count * dt.itemsize}"
         )
     arr = np.frombuffer(msg.data, dtype=dt).reshape(shape)
-    if msg.encoding == tensor_pb2.ENCODING_RAW:
-        if msg.scales:
-            raise InvalidArgument(f"{what}: scales are only allowed with int8 encoding")
-        return arr
     if msg.encoding == tensor_pb2.ENCODING_INT8:
-        channels = shape[-1]
-        if len(msg.scales) != channels * 4:
-            raise InvalidArgument(
-                f"{what}: int8 needs {channels} float32 scales ({channels * 4} bytes), got {len(msg.scales)} bytes"
-            )
-        scales = np.frombuffer(msg.scales, dtype="<f4")
-        if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
-            raise InvalidArgument(f"{what}: int8 scales must be finite and positive")
-        return arr.astype(np.float32) * scales
+        return _dequantize_int8(msg, arr, what)
     if msg.scales:
         raise InvalidArgument(f"{what}: scales are only allowed with int8 encoding")
+    if msg.encoding == tensor_pb2.ENCODING_RAW:
+        return arr
     # fp32 stays a read-only view of the message bytes (no copy); consumers copy when they need to.
     out = arr if arr.dtype == np.float32 else arr.astype(np.float32)
     if not np.isfinite(out).all():

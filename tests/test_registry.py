@@ -32,9 +32,9 @@ def test_old_version_stays_until_its_last_request_ends():
         assert _versions(reg) == [0, 1, 2]  # one request still in flight
     assert _versions(reg) == [1, 2]
     assert first.served == 2
-    with pytest.raises(FailedPrecondition, match="config version 0 is not served"):
-        with reg.lease(version=0, model="minilm", split=2, rho=1.0):
-            pass
+    with pytest.raises(FailedPrecondition, match="config version 0 is not served"), \
+            reg.lease(version=0, model="minilm", split=2, rho=1.0):
+        pass
     # The previous version stays for agents that have not switched yet.
     with reg.lease(version=1, model="minilm", split=3, rho=1.0) as s:
         assert s.version == 1

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from splitbed.hw.clock import ClockBackend, EmulatedClock, get_profile, make_clock, measure_host_flops
-from splitbed.hw.clock.base import AppliedClock
 from splitbed.hw.energy import EnergyMeter, EnergyReading, ModelEnergyMeter, make_energy_meter
 from splitbed.v1 import control_pb2
 
@@ -62,7 +61,6 @@ class ComputeHardware:
         c = self.flops_per_cycle or 32.0
         self.pue, self.phi = pue, phi
         self.meter: EnergyMeter = make_energy_meter(energy_kind, phi=phi, flops_per_cycle=c, pue=pue)
-        self.applied: AppliedClock | None = None
 
     @classmethod
     def from_settings(cls, settings: SideSettings) -> ComputeHardware:
@@ -92,9 +90,9 @@ class ComputeHardware:
             return hz, "not applied: no clock backend"
         if hz <= 0:
             return hz, f"not applied: no {side} stage"
-        self.applied = self.clock.set_cap(hz)
-        source = "emulated" if self.applied.emulated else f"applied:{self.applied.backend}"
-        return self.applied.applied_hz, source
+        applied = self.clock.set_cap(hz)
+        source = "emulated" if applied.emulated else f"applied:{applied.backend}"
+        return applied.applied_hz, source
 
     def begin(self) -> tuple[float, object]:
         return time.perf_counter(), self.meter.begin()
