@@ -90,7 +90,12 @@ async def run_agent(settings: AgentSettings) -> int:
     return 0
 
 
-def calibrate_device(settings: AgentSettings, freqs: list[float] | None, as_json: bool) -> int:
+def run_command(settings: AgentSettings) -> int:
+    """`device-agent run`."""
+    return asyncio.run(run_agent(settings))
+
+
+def calibrate(settings: AgentSettings, freqs: list[float] | None, as_json: bool) -> int:
     """Fit phi on this device with its own front layers as the workload."""
     source = resolve_model(settings.model)
     part = load_device_part(source, max(settings.split, 1), rho=settings.rho, method=settings.method,

@@ -25,9 +25,9 @@ from splitbed.errors import FailedPrecondition
 from splitbed.hw.energy import upload_energy
 from splitbed.kinds import Encoding
 from splitbed.metrics import Metrics
-from splitbed.model import DevicePart, load_device_part, load_tokenizer, resolve_model, tokenize
+from splitbed.model import DevicePart, load_device_part, load_tokenizer, tokenize
 from splitbed.side.hardware import ComputeHardware, ComputeTiming
-from splitbed.side.timed import flops_of, timed_forward
+from splitbed.side.timed import flops_of, open_model, timed_forward
 from splitbed.v1 import control_pb2, inference_pb2
 
 logger = logging.getLogger(__name__)
@@ -75,9 +75,7 @@ class DeviceRunner:
 
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
-        self.source = resolve_model(settings.model)
+        self.source = open_model(settings)
         self.tokenizer = load_tokenizer(self.source)
         part = self.load_part(settings.split, settings.rho, settings.method)
         self.state = PartState(

@@ -8,7 +8,6 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import torch
 from grpc import aio
 
 from edge_server.compute import PartLoader
@@ -23,6 +22,7 @@ from splitbed.metrics import Metrics
 from splitbed.model import resolve_model
 from splitbed.side.calibrate_command import calibrate_command
 from splitbed.side.hardware import ComputeHardware
+from splitbed.side.timed import open_model
 from splitbed.v1 import control_pb2, inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -35,9 +35,7 @@ class EdgeServer:
 
     def __init__(self, settings: EdgeSettings) -> None:
         self.settings = settings
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
-        self.source = resolve_model(settings.model)
+        self.source = open_model(settings)
         self.loader = PartLoader(settings, self.source)
         self.registry = PartRegistry()
         self.executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="edge-compute")
@@ -115,7 +113,13 @@ class EdgeServer:
             logger.info("edge server stopped")
 
 
-def calibrate_server(settings: EdgeSettings, freqs: list[float] | None, as_json: bool) -> int:
+def run_command(settings: EdgeSettings) -> int:
+    """`edge-server serve`: serve until SIGTERM."""
+    asyncio.run(EdgeServer(settings).run())
+    return 0
+
+
+def calibrate(settings: EdgeSettings, freqs: list[float] | None, as_json: bool) -> int:
     """Fit phi~ on this server with its own back layers as the workload."""
     source = resolve_model(settings.model)
     part = PartLoader(settings, source).part(min(settings.split, source.n_layers - 1), settings.rho, settings.method)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from pydantic_settings import BaseSettings
@@ -67,16 +68,17 @@ def side_main(
     *,
     prog: str,
     description: str,
-    settings_cls: type[S],
+    settings_cls: type[BaseSettings],
     command: tuple[str, str, str],
-    run: Callable[[S], int],
-    calibrate: Callable[[S, list[float] | None, bool], int],
+    app: str,
     also_reported: tuple[type[BaseException], ...] = (),
 ) -> int:
     """The command line of one side: `<prog> <command> FLAGS` and `<prog> calibrate FLAGS`.
 
-    `command` is (name, help, default log level). Domain errors (and the
-    `also_reported` exceptions) are printed as one line and exit 2.
+    `command` is (name, help, default log level). `app` names the module that
+    does the work, imported only once the flags parsed (it imports torch): its
+    `run_command(settings)` and `calibrate(settings, freqs_hz, as_json)` return
+    the exit code. Domain errors (and `also_reported`) print one line and exit 2.
     """
     name, help_text, log_level = command
     parser = argparse.ArgumentParser(prog=prog, description=description)
@@ -89,9 +91,10 @@ def side_main(
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from_args(settings_cls, args)
     try:
+        module = importlib.import_module(app)
         if args.command == "calibrate":
-            return calibrate(settings, args.freqs_hz, args.json)
-        return run(settings)
+            return int(module.calibrate(settings, args.freqs_hz, args.json))
+        return int(module.run_command(settings))
     except SplitbedError as exc:
         print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

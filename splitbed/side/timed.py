@@ -15,12 +15,20 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from splitbed.model import DevicePart, ServerPart, profile_part
+from splitbed.model import DevicePart, ModelSource, ServerPart, profile_part, resolve_model
 from splitbed.side.hardware import ComputeHardware, ComputeTiming
+from splitbed.side.settings import SideSettings
 
 Part = DevicePart | ServerPart
 
 _FLOPS: weakref.WeakKeyDictionary[torch.nn.Module, dict[int, int]] = weakref.WeakKeyDictionary()
+
+
+def open_model(settings: SideSettings) -> ModelSource:
+    """The model source a side's settings name, with torch's intra-op threads set first (--threads)."""
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    return resolve_model(settings.model)
 
 
 def flops_of(part: Part, seq_len: int) -> int:
