@@ -43,8 +43,6 @@ from splitbed.kinds import PRUNE_METHODS
 
 logger = logging.getLogger(__name__)
 
-METHODS = PRUNE_METHODS
-
 # Linear layers (relative to ``encoder.layer.<i>.``) whose weight and bias count as prunable.
 PRUNABLE_LINEARS = (
     "attention.self.query",
@@ -72,8 +70,8 @@ class PruneReport:
 
 
 def check_method(method: str) -> str:
-    if method not in METHODS:
-        raise InvalidArgument(f"unknown pruning method {method!r}; expected one of {METHODS}")
+    if method not in PRUNE_METHODS:
+        raise InvalidArgument(f"unknown pruning method {method!r}; expected one of {PRUNE_METHODS}")
     return method
 
 
