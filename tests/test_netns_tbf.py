@@ -97,7 +97,7 @@ async def _drive(server: str, controller: str, dev: str) -> None:
             records = [(await runner.infer_one(inputs, f"v{version}-{i}")).to_dict() for i in range(n)]
             _emit({
                 "event": "measured", "version": runner.state.version, "power_w": runner.state.power_w,
-                "applied_rate_bps": node.applied_rate_bps,
+                "applied_rate_bps": node.uplink.applied_rate_bps,
                 "records": [{"config_version": r["config_version"], "payload_bytes": r["payload_bytes"],
                              "timings": r["timings"], "energy": r.get("energy", {})} for r in records],
             })
