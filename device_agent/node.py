@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import statistics
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from device_agent.record import RequestRecord
@@ -35,24 +36,23 @@ class PartHolder(Protocol):
     def load_part(self, split: int, rho: float, method: str) -> DevicePart: ...
 
 
+@dataclass(kw_only=True)
 class DeviceNode:
     """Meets `splitbed.node_contract.ControlledNode` for the device agent."""
 
-    def __init__(self, settings: AgentSettings, *, source: ModelSource, parts: PartHolder, hw: ComputeHardware,
-                 uplink: Uplink, ping: Callable[[], Awaitable[Any]], metrics: Metrics) -> None:
-        self.settings = settings
-        self.source = source
-        self.parts = parts
-        self.hw = hw
-        self.uplink = uplink
-        self.ping = ping
-        self.metrics = metrics
-        self._window: list[RequestRecord] = []
+    settings: AgentSettings
+    source: ModelSource
+    parts: PartHolder
+    hw: ComputeHardware
+    uplink: Uplink
+    ping: Callable[[], Awaitable[Any]]  # one round trip to the edge server
+    metrics: Metrics
+    _window: list[RequestRecord] = field(default_factory=list, init=False)
 
     @classmethod
     def of(cls, runner: DeviceRunner) -> DeviceNode:
         """The node for a runner, given only the collaborators it needs."""
-        return cls(runner.settings, source=runner.source, parts=runner, hw=runner.hw, uplink=runner.uplink,
+        return cls(settings=runner.settings, source=runner.source, parts=runner, hw=runner.hw, uplink=runner.uplink,
                    ping=runner.client.info, metrics=runner.metrics)
 
     @property

@@ -91,7 +91,7 @@ class EdgeServer:
 
     def _control_client(self, servicer: InferenceServicer, port: int) -> ControlClient:
         s = self.settings
-        node = ServerNode(s, registry=self.registry, loader=self.loader, hw=self.hw, metrics=self.metrics,
+        node = ServerNode(settings=s, registry=self.registry, loader=self.loader, hw=self.hw, metrics=self.metrics,
                           requests_served=lambda: servicer.requests_served)
         host = socket.gethostname() if s.host in ("0.0.0.0", "::") else s.host
         return ControlClient(s.controller or "", s.node_id, control_pb2.ROLE_SERVER, node,
