@@ -126,85 +126,87 @@ class ExactProgram:
             self.rho >= p["rho_lo"], self.rho <= p["rho_hi"],
             self.rho_s >= p["rho_s_lo"], self.rho_s <= p["rho_s_hi"],
         ]
-        times: list[cp.Expression] = []
-        energies: list[cp.Expression] = []
         self.t: dict[str, cp.Variable] = {}
         self.e: dict[str, cp.Variable] = {}
-        for side, present, pinned, ratio in (
-            ("device", st.has_device, st.pin_f_device, self.rho),
-            ("server", st.has_server, st.pin_f_server, self.rho_s),
-        ):
-            if not present:
-                continue
-            t = self.t[side] = cp.Variable(nonneg=True, name=f"t_{side}")
-            e = self.e[side] = cp.Variable(nonneg=True, name=f"e_{side}")
-            p[f"a_{side}"] = _nonneg(f"a_{side}")
-            p[f"k_{side}"] = _nonneg(f"k_{side}")
-            if pinned:
-                cons += [t == p[f"a_{side}"] * ratio, e == p[f"k_{side}"] * ratio]
-            else:
-                cons += [
-                    p[f"a_{side}"] * ratio <= t,
-                    p[f"k_{side}"] * ratio <= cp.geo_mean(cp.hstack([e, t]), [1, 2]),
-                ]
-                if st.fmin_device if side == "device" else st.fmin_server:
-                    p[f"b_{side}"] = _nonneg(f"b_{side}")
-                    cons.append(t <= p[f"b_{side}"] * ratio)
-            times.append(t)
-            energies.append(e)
+        if st.has_device:
+            cons += self._compute_stage("device", st.pin_f_device, st.fmin_device, self.rho)
+        if st.has_server:
+            cons += self._compute_stage("server", st.pin_f_server, st.fmin_server, self.rho_s)
         if st.has_upload:
-            tu = self.t["upload"] = cp.Variable(nonneg=True, name="t_upload")
-            eu = self.e["upload"] = cp.Variable(nonneg=True, name="e_upload")
-            p["u_time"] = _nonneg("u_time")
-            if st.pin_power:
-                p["u_energy"] = _nonneg("u_energy")
-                cons += [tu == p["u_time"], eu == p["u_energy"]]
-            else:
-                p["kappa"] = _nonneg("kappa")
-                p["a_energy"] = _nonneg("a_energy")
-                x = cp.Variable(name="kappa_aux")
-                cons += [tu >= p["u_time"], x == p["kappa"], cp.constraints.ExpCone(x, tu, p["a_energy"] * eu + tu)]
-            times.append(tu)
-            energies.append(eu)
+            cons += self._upload_stage(st.pin_power)
+        times, energies = list(self.t.values()), list(self.e.values())
         total_t = cp.sum(cp.hstack(times)) if times else cp.Constant(0.0)
         total_e = cp.sum(cp.hstack(energies)) if energies else cp.Constant(0.0)
         if st.mode != "min_latency" and times:
             cons.append(total_t <= 1.0)
         if st.mode != "min_energy" and energies:
             cons.append(total_e <= 1.0)
-        objective: cp.Minimize | cp.Maximize
-        if st.mode == "min_latency":
-            objective = cp.Minimize(total_t)
-        elif st.mode == "min_energy":
-            objective = cp.Minimize(total_e)
-        else:
-            p["w_device"] = _nonneg("w_device")
-            p["w_server"] = _nonneg("w_server")
-            kept = p["w_device"] * self.rho + p["w_server"] * self.rho_s
-            if st.pieces_device or st.pieces_server:
-                terms: list[cp.Expression] = []
-                for side, pieces, ratio in (
-                    ("device", st.pieces_device, self.rho), ("server", st.pieces_server, self.rho_s)
-                ):
-                    if pieces:
-                        z = cp.Variable(name=f"d_{side}")
-                        p[f"icept_{side}"] = cp.Parameter(pieces, name=f"icept_{side}")
-                        p[f"negslope_{side}"] = _nonneg(f"negslope_{side}", (pieces,))
-                        cons.append(z >= p[f"icept_{side}"] - p[f"negslope_{side}"] * ratio)
-                        terms.append(z)
-                # Tiny terms only break ties where a fit is flat: keep more parameters, then use less of
-                # both budgets, so loose budgets do not give an arbitrary interior point (as for the bound).
-                objective = cp.Minimize(cp.sum(cp.hstack(terms)) - 1e-7 * kept + 1e-7 * (total_t + total_e))
-            else:
-                # Among plans of equal quality (e.g. every ratio at 1 under loose budgets) prefer the
-                # one that uses less of both budgets, so the plan is not an arbitrary interior point.
-                objective = cp.Maximize(kept - TIE_BREAK * (total_t + total_e))
+        objective = self._objective(total_t, total_e, cons)
         t0 = time.perf_counter()
         self.problem = cp.Problem(objective, cons)
         if not self.problem.is_dpp():
             raise AssertionError(f"exact program is not DPP: {structure}")
         self.build_time_s = time.perf_counter() - t0
         self.solves = 0
+
+    def _compute_stage(self, side: str, pinned: bool, fmin: bool, ratio: cp.Variable) -> list[cp.Constraint]:
+        """Scaled time and energy of one side's compute: t >= a rho and (k rho)^3 <= e t^2 (a power cone),
+        or both fixed by a pinned clock; with a clock floor f_min also t <= b rho."""
+        p = self.params
+        t = self.t[side] = cp.Variable(nonneg=True, name=f"t_{side}")
+        e = self.e[side] = cp.Variable(nonneg=True, name=f"e_{side}")
+        p[f"a_{side}"] = _nonneg(f"a_{side}")
+        p[f"k_{side}"] = _nonneg(f"k_{side}")
+        if pinned:
+            return [t == p[f"a_{side}"] * ratio, e == p[f"k_{side}"] * ratio]
+        cons = [
+            p[f"a_{side}"] * ratio <= t,
+            p[f"k_{side}"] * ratio <= cp.geo_mean(cp.hstack([e, t]), [1, 2]),
+        ]
+        if fmin:
+            p[f"b_{side}"] = _nonneg(f"b_{side}")
+            cons.append(t <= p[f"b_{side}"] * ratio)
+        return cons
+
+    def _upload_stage(self, pinned_power: bool) -> list[cp.Constraint]:
+        """Scaled upload time and energy: fixed by a pinned power, else the exponential cone of e >= p(t) t."""
+        p = self.params
+        tu = self.t["upload"] = cp.Variable(nonneg=True, name="t_upload")
+        eu = self.e["upload"] = cp.Variable(nonneg=True, name="e_upload")
+        p["u_time"] = _nonneg("u_time")
+        if pinned_power:
+            p["u_energy"] = _nonneg("u_energy")
+            return [tu == p["u_time"], eu == p["u_energy"]]
+        p["kappa"] = _nonneg("kappa")
+        p["a_energy"] = _nonneg("a_energy")
+        x = cp.Variable(name="kappa_aux")
+        return [tu >= p["u_time"], x == p["kappa"], cp.constraints.ExpCone(x, tu, p["a_energy"] * eu + tu)]
+
+    def _objective(self, total_t: cp.Expression, total_e: cp.Expression,
+                   cons: list[cp.Constraint]) -> cp.Minimize | cp.Maximize:
+        st, p = self.structure, self.params
+        if st.mode == "min_latency":
+            return cp.Minimize(total_t)
+        if st.mode == "min_energy":
+            return cp.Minimize(total_e)
+        p["w_device"] = _nonneg("w_device")
+        p["w_server"] = _nonneg("w_server")
+        kept = p["w_device"] * self.rho + p["w_server"] * self.rho_s
+        if not (st.pieces_device or st.pieces_server):
+            # Among plans of equal quality (e.g. every ratio at 1 under loose budgets) prefer the
+            # one that uses less of both budgets, so the plan is not an arbitrary interior point.
+            return cp.Maximize(kept - TIE_BREAK * (total_t + total_e))
+        terms: list[cp.Expression] = []
+        for side, pieces, ratio in (("device", st.pieces_device, self.rho), ("server", st.pieces_server, self.rho_s)):
+            if pieces:
+                z = cp.Variable(name=f"d_{side}")
+                p[f"icept_{side}"] = cp.Parameter(pieces, name=f"icept_{side}")
+                p[f"negslope_{side}"] = _nonneg(f"negslope_{side}", (pieces,))
+                cons.append(z >= p[f"icept_{side}"] - p[f"negslope_{side}"] * ratio)
+                terms.append(z)
+        # Tiny terms only break ties where a fit is flat: keep more parameters, then use less of
+        # both budgets, so loose budgets do not give an arbitrary interior point (as for the bound).
+        return cp.Minimize(cp.sum(cp.hstack(terms)) - 1e-7 * kept + 1e-7 * (total_t + total_e))
 
     def _set(self, task: SplitTask) -> tuple[float, float, float]:
         """Write the task's numbers into the parameters; returns (T scale, E scale, distortion scale)."""

@@ -159,9 +159,9 @@ class LiveSystem:
             if planned > 0 and abs(gain - planned) / planned > self.settings.drift_threshold:
                 logger.info("channel gain drifted %.3g -> %.3g: re-planning", planned, gain)
                 node.profile.link.gain = gain
-                asyncio.get_running_loop().create_task(self._replan_quietly("channel drift"))
+                asyncio.get_running_loop().create_task(self.replan_quietly("channel drift"))
 
-    async def _replan_quietly(self, reason: str) -> None:
+    async def replan_quietly(self, reason: str) -> None:
         try:
             await self.replan(reason)
         except SplitbedError as exc:

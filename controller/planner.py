@@ -133,10 +133,6 @@ class Planner:
         self._sca: dict[Structure, ScaProgram] = {}
         self._fits: dict[tuple[tuple[float, float], ...], PiecewiseLinear] = {}
 
-    @property
-    def cached_structures(self) -> int:
-        return len(self._exact) + len(self._sca)
-
     def exact_program(self, task: SplitTask, mode: Mode = "quality") -> ExactProgram:
         key = Structure.of(task, mode)
         prog = self._exact.get(key)

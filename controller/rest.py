@@ -18,15 +18,6 @@ from controller.live import PIN_FIELDS, LiveSystem
 from controller.problem import Answer, Problem
 from splitbed import errors
 
-HTTP_CODES: list[tuple[type[errors.SplitbedError], int]] = [
-    (errors.InvalidArgument, 422),
-    (errors.NotFound, 404),
-    (errors.FailedPrecondition, 409),
-    (errors.Unavailable, 503),
-    (errors.PermissionDenied, 403),
-    (errors.ResourceExhausted, 413),
-]
-
 
 class BudgetIn(BaseModel):
     latency_s: float = Field(gt=0, description="latency budget T0, seconds")
@@ -84,8 +75,7 @@ def create_app(live: LiveSystem) -> FastAPI:
 
     @app.exception_handler(errors.SplitbedError)
     async def _domain_error(request: Request, exc: errors.SplitbedError) -> JSONResponse:
-        code = next((c for cls, c in HTTP_CODES if isinstance(exc, cls)), 500)
-        return JSONResponse(status_code=code, content={"detail": str(exc), "error": type(exc).__name__})
+        return JSONResponse(status_code=exc.http_status, content={"detail": str(exc), "error": type(exc).__name__})
 
     @app.post("/v1/solve", response_model=Answer, summary="Solve P1 for a problem (stateless)")
     async def solve(problem: Problem, solver: Literal["exact", "sca"] = Query("exact"),

@@ -28,8 +28,11 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from device_agent.record import RequestRecord
 from device_agent.report import version_rows
-from splitbed.launch import ROOT, Proc, child_env, start, start_controller, start_edge
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the source-checkout launcher lives in tests/
+from tests.launch import ROOT, Proc, child_env, start, start_controller, start_edge
 
 console = Console(width=150)
 
@@ -65,7 +68,7 @@ def plan_line(plan: dict[str, Any]) -> str:
             f" -> predicted {p['latency_s'] * 1e3:.1f} ms, {p['energy_j'] * 1e3:.2f} mJ")
 
 
-def version_table(records: list[dict[str, Any]], plans: dict[int, dict[str, Any]]) -> Table:
+def version_table(records: list[RequestRecord], plans: dict[int, dict[str, Any]]) -> Table:
     table = Table(title="plans applied live (predicted: paper eqs. 4-11 with the plan's knobs; measured: "
                         "median e2e, perf_counter, emulated clocks + paced uplink)")
     for col in ("version", "requests", "L", "rho", "rho~", "p (mW)", "f (MHz)", "f~ (MHz)", "predicted (ms)",
@@ -73,8 +76,8 @@ def version_table(records: list[dict[str, Any]], plans: dict[int, dict[str, Any]
         table.add_column(col, justify="right")
     for row in version_rows(records):
         version = row["version"]
-        cos = statistics.mean(r["cosine"] for r in records if r["config_version"] == version and "cosine" in r) \
-            if "cosine" in records[0] else float("nan")
+        cosines = [r.cosine for r in records if r.config_version == version and r.cosine is not None]
+        cos = statistics.mean(cosines) if cosines else float("nan")
         measured = f"{row['measured_s'] * 1e3:.1f}"
         plan = plans.get(version)
         if plan is None or row["error"] is None:
@@ -140,7 +143,7 @@ def with_controller(args: argparse.Namespace, out: Path) -> int:
         if code != 0:
             console.print(f"[red]device agent exited with {code}")
             return code
-        records = [json.loads(line) for line in out.read_text().splitlines()]
+        records = [RequestRecord.from_dict(json.loads(line)) for line in out.read_text().splitlines()]
         console.print(version_table(records, plans))
     finally:
         if agent is not None:

@@ -401,7 +401,7 @@ def _sandboxed(c: km.Container, env: dict[str, str], work: Path) -> subprocess.P
 
 
 def _port_file(path: Path, popen: subprocess.Popen[bytes], log: Path, timeout: float = 240.0) -> list[int]:
-    from splitbed.launch import wait_port_file
+    from tests.launch import wait_port_file
     return wait_port_file(popen, path, log, timeout, str(log.parent.name))
 
 
@@ -412,7 +412,7 @@ def test_dev_overlay_runs_read_only_and_unprivileged(renders, tmp_path: Path):
     writable paths (ports are 0 and addresses loopback: no cluster DNS here). A write anywhere else fails."""
     if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("setpriv")):
         pytest.skip("needs root, unshare and setpriv to build the pod's read-only mount namespace")
-    from splitbed.launch import stop_process, wait_healthy
+    from tests.launch import stop_process, wait_healthy
 
     cs = {c.role: c for c in km.containers(renders["overlays/dev"])}
     procs: list[subprocess.Popen[bytes]] = []
