@@ -31,11 +31,12 @@ import cvxpy as cp
 from controller.cones import (
     StageVars,
     build_stages,
+    dict_maker,
     distortion_scale,
     kept_expr,
     measured_terms,
-    set_objective_params,
-    set_stage_params,
+    objective_values,
+    stage_values,
 )
 from controller.system_model import Knobs, SplitTask
 
@@ -140,7 +141,8 @@ class ExactProgram:
         self.structure = st = structure
         p: dict[str, cp.Parameter] = {}
         self.params = p
-        sv = self.stages = build_stages(st, p)
+        make = dict_maker(p)
+        sv = self.stages = build_stages(st, make)
         self.rho, self.rho_s, self.t, self.e = sv.rho, sv.rho_s, sv.t, sv.e
         cons, total_t, total_e = sv.cons, sv.total_t, sv.total_e
         if st.mode != "min_latency" and sv.t:
@@ -153,10 +155,10 @@ class ExactProgram:
         elif st.mode == "min_energy":
             objective = cp.Minimize(total_e)
         else:
-            kept = kept_expr(p, sv)
+            kept = kept_expr(make, sv)
             if st.pieces_device or st.pieces_server:
                 # The tiny kept-parameter term only breaks ties where a fit is flat.
-                objective = cp.Minimize(cp.sum(cp.hstack(measured_terms(st, p, sv))) - 1e-7 * kept)
+                objective = cp.Minimize(cp.sum(cp.hstack(measured_terms(st, make, sv))) - 1e-7 * kept)
             else:
                 # Among plans of equal quality (e.g. every ratio at 1 under loose budgets) prefer the
                 # one that uses less of both budgets, so the plan is not an arbitrary interior point.
@@ -170,10 +172,12 @@ class ExactProgram:
 
     def _set(self, task: SplitTask) -> tuple[float, float, float]:
         """Write the task's numbers into the parameters; returns (T scale, E scale, distortion scale)."""
-        ts, es = set_stage_params(self.structure, self.params, task)
+        values, ts, es = stage_values(self.structure, task)
         dscale = distortion_scale(task)
-        if "w_device" in self.params:
-            set_objective_params(self.params, task, dscale)
+        if self.structure.mode == "quality":
+            values.update(objective_values(self.structure, task, dscale))
+        for name, value in values.items():
+            self.params[name].value = value
         return ts, es, dscale
 
     def solve(self, task: SplitTask) -> RawSolution:

@@ -19,30 +19,38 @@ import logging
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import cvxpy as cp
 import numpy as np
 
 from controller.cones import (
+    ParamMaker,
+    Values,
     build_stages,
     distortion_scale,
     kept_expr,
     measured_terms,
-    set_objective_params,
-    set_stage_params,
+    objective_values,
+    stage_values,
 )
-from controller.exact import TIE_BREAK, RawSolution, Structure, raw_solution
+from controller.exact import TIE_BREAK, RawSolution, Structure, raw_solution, scalar
 from controller.system_model import SplitTask
 
 logger = logging.getLogger(__name__)
 
 Fairness = Literal["sum", "max-min"]
-JointMode = Literal["quality", "load"]
+# quality: the plan; load: least max(server, uplink) utilisation (phase 1); priced: the coupling rows
+# moved into the objective at given prices, which separates the devices (the split search's bound).
+JointMode = Literal["quality", "load", "priced"]
 # Weight of the sum of every device's term beside the worst device's term in "max-min": the
 # secondary objective only chooses among plans with the same (to ~1e-4) worst device.
 FAIR_EPS = 1e-4
+MEASURED_TIE = 1e-7
+# Clarabel options to retry with when it stops for lack of progress (rare, near a constraint's edge):
+# a shorter step, then no equilibration. Each solved every such case met in the random tests.
+RETRIES: tuple[dict[str, float | bool], ...] = ({}, {"max_step_fraction": 0.9}, {"equilibrate_enable": False})
 
 
 @dataclass(frozen=True)
@@ -60,16 +68,25 @@ class JointStructure:
 
 @dataclass(frozen=True)
 class JointRaw:
-    """One joint solve: status, per-device raw solutions in SI units, shared loads, prices."""
+    """One joint solve in SI units, with the optimum and the prices of the coupling rows.
+
+    `value` is the program's optimum as a minimisation (a maximised objective is negated), in the
+    program's units. `coefs`, `ties` and `prices` define the separable Lagrangian at this solution:
+    device k's objective term scaled by coefs[k] with tie-break weight ties[k], plus prices[0] per unit of
+    server load and prices[1] per unit of uplink load (all empty or zero for the load mode).
+    """
 
     status: str  # "optimal" | "infeasible" | "error"
     devices: tuple[RawSolution, ...] = ()
+    value: float = float("inf")
     server_load: float = float("nan")
     uplink_load: float = float("nan")
-    prices: tuple[float, float] = (0.0, 0.0)  # duals of the server and uplink rows (objective per unit load)
+    loads: tuple[tuple[float, float], ...] = ()  # per device (server, uplink)
+    coefs: tuple[float, ...] = ()
+    ties: tuple[float, ...] = ()
+    prices: tuple[float, float] = (0.0, 0.0)
     solve_time_s: float = 0.0
     message: str | None = None
-    loads: tuple[tuple[float, float], ...] = field(default=())  # per device (server, uplink)
 
 
 class JointProgram:
@@ -78,27 +95,23 @@ class JointProgram:
     def __init__(self, structure: JointStructure) -> None:
         self.structure = js = structure
         k = len(js.devices)
-        self.params: list[dict[str, cp.Parameter]] = [{} for _ in range(k)]
-        pairs = enumerate(zip(js.devices, self.params, strict=True))
-        self.stages = [build_stages(st, p, f"_{i}") for i, (st, p) in pairs]
+        # Scalars of every device share one vector parameter per name; shaped ones (fits) stay per device.
+        self.vectors: dict[str, cp.Parameter] = {}
+        self.shaped: list[dict[str, cp.Parameter]] = [{} for _ in range(k)]
+        self.makers = [self._maker(i) for i in range(k)]
+        self.stages = [build_stages(st, mk, f"_{i}") for i, (st, mk) in enumerate(zip(js.devices, self.makers,
+                                                                                           strict=True))]
         cons: list[cp.Constraint] = []
         for sv in self.stages:
-            cons += sv.cons
-            cons += [sv.total_t <= 1.0, sv.total_e <= 1.0]
+            cons += [*sv.cons, sv.total_t <= 1.0, sv.total_e <= 1.0]
         self.rate_t = cp.Parameter(k, nonneg=True, name="rate_t0")
         self.u_max = cp.Parameter(nonneg=True, name="u_max")
-        self.server_load = self.rate_t @ cp.hstack([sv.t["server"] for sv in self.stages])
-        self.uplink_load = self.rate_t @ cp.hstack([sv.t["upload"] for sv in self.stages])
-        objective: cp.Minimize | cp.Maximize
-        if js.mode == "load":
-            worst = cp.Variable(name="worst_load")
-            cons += [self.server_load <= worst, self.uplink_load <= worst]
-            objective = cp.Minimize(worst)
-            self.coupling: list[cp.Constraint] = []
-        else:
-            self.coupling = [self.server_load <= self.u_max, self.uplink_load <= self.u_max]
-            cons += self.coupling
-            objective = self._quality(cons)
+        self.t_server = cp.hstack([sv.t["server"] for sv in self.stages])
+        self.t_upload = cp.hstack([sv.t["upload"] for sv in self.stages])
+        self.coupling: list[cp.Constraint] = []
+        self.fair_rows: list[cp.Constraint] = []
+        self.terms: list[cp.Expression] = []
+        objective = self._objective(cons)
         t0 = time.perf_counter()
         self.problem = cp.Problem(objective, cons)
         if not self.problem.is_dpp():
@@ -106,71 +119,150 @@ class JointProgram:
         self.build_time_s = time.perf_counter() - t0
         self.solves = 0
 
-    def _quality(self, cons: list[cp.Constraint]) -> cp.Minimize | cp.Maximize:
-        """Sum or max-min of the per-device terms: kept fraction (bound) or fitted distortion (measured)."""
-        js = self.structure
-        kept = [kept_expr(p, sv, f"_{i}") for i, (p, sv) in enumerate(zip(self.params, self.stages, strict=True))]
-        usage = cp.sum(cp.hstack([sv.total_t + sv.total_e for sv in self.stages]))
-        k = len(js.devices)
-        if js.measured:
-            dist = [
-                cp.sum(cp.hstack(measured_terms(st, p, sv, f"_{i}") or [cp.Constant(0.0)]))
-                for i, (st, p, sv) in enumerate(zip(js.devices, self.params, self.stages, strict=True))
-            ]
-            total = cp.sum(cp.hstack(dist))
-            tie = 1e-7 * cp.sum(cp.hstack(kept))
-            if js.fairness == "sum":
-                return cp.Minimize(total - tie)
-            worst = cp.Variable(name="worst_distortion")
-            cons += [d <= worst for d in dist]
-            return cp.Minimize(worst + FAIR_EPS / k * total - tie)
-        total = cp.sum(cp.hstack(kept))
-        if js.fairness == "sum":
-            return cp.Maximize(total - TIE_BREAK * usage)
-        worst = cp.Variable(name="worst_kept")
-        cons += [worst <= x for x in kept]
-        return cp.Maximize(worst + FAIR_EPS / k * total - TIE_BREAK * usage)
+    def _maker(self, i: int) -> ParamMaker:
+        k = len(self.structure.devices)
 
-    def _set(
-        self, tasks: Sequence[SplitTask], rates: Sequence[float], weights: Sequence[float], u_max: float
-    ) -> list[tuple[float, float]]:
+        def make(name: str, shape: tuple[int, ...] = (), nonneg: bool = True) -> cp.Expression:
+            if shape:
+                self.shaped[i][name] = cp.Parameter(shape, nonneg=nonneg, name=f"{name}_{i}")
+                return self.shaped[i][name]
+            if name not in self.vectors:
+                self.vectors[name] = cp.Parameter(k, nonneg=nonneg, name=name)
+            return self.vectors[name][i]
+
+        return make
+
+    def _objective(self, cons: list[cp.Constraint]) -> cp.Minimize:
+        """Every mode as a minimisation of per-device terms (see `JointRaw.value`)."""
         js = self.structure
-        scales = [set_stage_params(st, p, t) for st, p, t in zip(js.devices, self.params, tasks, strict=True)]
+        k = len(js.devices)
+        server_load = self.rate_t @ self.t_server
+        uplink_load = self.rate_t @ self.t_upload
+        if js.mode == "load":
+            worst = cp.Variable(name="worst_load")
+            cons += [server_load <= worst, uplink_load <= worst]
+            return cp.Minimize(worst)
+        kept = [kept_expr(mk, sv) for mk, sv in zip(self.makers, self.stages, strict=True)]
+        self.tie = cp.Parameter(k, nonneg=True, name="tie_break")
+        if js.measured:
+            dist = [cp.sum(cp.hstack(measured_terms(st, mk, sv, f"_{i}") or [cp.Constant(0.0)]))
+                    for i, (st, mk, sv) in enumerate(zip(js.devices, self.makers, self.stages, strict=True))]
+            self.terms = [d - self.tie[i] * x for i, (d, x) in enumerate(zip(dist, kept, strict=True))]
+            quality = dist
+        else:
+            # Among plans of equal quality prefer the one that uses less of each device's budgets.
+            self.terms = [self.tie[i] * (sv.total_t + sv.total_e) - x
+                          for i, (sv, x) in enumerate(zip(self.stages, kept, strict=True))]
+            quality = [-x for x in kept]
+        total = cp.sum(cp.hstack(self.terms))
+        if js.mode == "priced":
+            self.cost = cp.Parameter((2, k), nonneg=True, name="price_times_rate_t0")
+            return cp.Minimize(total + cp.sum(cp.multiply(self.cost[0], self.t_server))
+                               + cp.sum(cp.multiply(self.cost[1], self.t_upload)))
+        self.coupling = [server_load <= self.u_max, uplink_load <= self.u_max]
+        cons += self.coupling
+        if js.fairness == "sum":
+            return cp.Minimize(total)
+        worst = cp.Variable(name="worst_device")
+        self.fair_rows = [q <= worst for q in quality]
+        cons += self.fair_rows
+        return cp.Minimize(worst + FAIR_EPS / k * total)
+
+    def _set(self, tasks: Sequence[SplitTask], rates: Sequence[float], coefs: Sequence[float], u_max: float,
+             ties: Sequence[float] | None = None) -> list[tuple[float, float]]:
+        js = self.structure
+        per_device: list[Values] = []
+        scales = []
+        for st, task in zip(js.devices, tasks, strict=True):
+            values, ts, es = stage_values(st, task)
+            per_device.append(values)
+            scales.append((ts, es))
+        if js.mode != "load":
+            dscale = max(distortion_scale(t) for t in tasks) if js.measured else 1.0
+            for st, values, task, c in zip(js.devices, per_device, tasks, coefs, strict=True):
+                values.update(objective_values(st, task, dscale, c))
+            tie = MEASURED_TIE if js.measured else TIE_BREAK
+            self.tie.value = np.array(ties if ties is not None else [tie] * len(tasks))
+        for name, vec in self.vectors.items():
+            vec.value = np.array([float(v.get(name, 0.0)) for v in per_device])
+        for shaped, values in zip(self.shaped, per_device, strict=True):
+            for name, param in shaped.items():
+                param.value = values[name]
         self.rate_t.value = np.array([r * ts for r, (ts, _) in zip(rates, scales, strict=True)])
         self.u_max.value = u_max
-        if js.mode == "quality":
-            dscale = max(distortion_scale(t) for t in tasks) if js.measured else 1.0
-            wmax = max(weights)
-            for p, t, w in zip(self.params, tasks, weights, strict=True):
-                set_objective_params(p, t, dscale, w / wmax if js.fairness == "sum" else 1.0)
         return scales
 
-    def solve(
-        self, tasks: Sequence[SplitTask], rates: Sequence[float], weights: Sequence[float], u_max: float
-    ) -> JointRaw:
-        """Solve with each device's split fixed by its task (`SplitTask`, padded to the structure)."""
-        if len(tasks) != len(self.structure.devices):
-            raise ValueError("one task per device is needed")
-        scales = self._set(tasks, rates, weights, u_max)
+    def coefs(self, weights: Sequence[float]) -> list[float]:
+        """Each device's objective scale: w_k / max w in "sum", 1 in "max-min" (weights unused there)."""
+        if self.structure.fairness == "sum":
+            return [w / max(weights) for w in weights]
+        return [1.0] * len(weights)
+
+    def _run(self) -> tuple[str, float, str | None]:
         t0 = time.perf_counter()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                self.problem.solve(solver=cp.CLARABEL)
-        except cp.error.SolverError as exc:
-            logger.warning("Clarabel failed on a joint problem of %d devices: %s", len(tasks), exc)
-            return JointRaw("error", solve_time_s=time.perf_counter() - t0, message=str(exc))
-        elapsed = time.perf_counter() - t0
+        message = None
+        for options in RETRIES:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.problem.solve(solver=cp.CLARABEL, **options)
+                break
+            except cp.error.SolverError as exc:
+                message = str(exc)
+                logger.debug("Clarabel stalled on a joint problem of %d devices with %s", len(self.stages), options)
+        else:
+            logger.warning("Clarabel failed on a joint problem of %d devices: %s", len(self.stages), message)
+            return "error", time.perf_counter() - t0, message
         self.solves += 1
         status = self.problem.status
         if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
-            return JointRaw("infeasible", solve_time_s=elapsed)
+            return "infeasible", time.perf_counter() - t0, None
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            return JointRaw("error", solve_time_s=elapsed, message=f"solver status {status}")
+            return "error", time.perf_counter() - t0, f"solver status {status}"
+        return "optimal", time.perf_counter() - t0, None
+
+    def solve(self, tasks: Sequence[SplitTask], rates: Sequence[float], weights: Sequence[float], u_max: float,
+              ) -> JointRaw:
+        """Solve with each device's split fixed by its task (padded to the structure, see `uniform_structure`)."""
+        if self.structure.mode == "priced":
+            raise ValueError("a priced program is solved with `priced_terms`")
+        coefs = self.coefs(weights)
+        scales = self._set(tasks, rates, coefs, u_max)
+        status, elapsed, message = self._run()
+        if status != "optimal":
+            return JointRaw(status, solve_time_s=elapsed, message=message)
         raws = tuple(raw_solution(sv, t, ts, es) for sv, t, (ts, es) in zip(self.stages, tasks, scales, strict=True))
         loads = tuple((r * raw.t_server, r * raw.t_upload) for r, raw in zip(rates, raws, strict=True))
-        prices = tuple(abs(float(c.dual_value)) if c.dual_value is not None else 0.0 for c in self.coupling)
+        duals = [_dual(c) for c in self.coupling] or [0.0, 0.0]
+        ties = list(self.tie.value)  # type: ignore[arg-type]
+        if self.fair_rows:
+            # The Lagrangian weighs device k's quality by its row's price plus FAIR_EPS/K, and its
+            # tie-break term (not scaled by the weight in the bound form) by FAIR_EPS/K alone.
+            small = FAIR_EPS / len(tasks)
+            coefs = [_dual(row) + small for row in self.fair_rows]
+            ties = [small * t / c if self.structure.measured else small * t for t, c in zip(ties, coefs, strict=True)]
         return JointRaw(
-            "optimal", raws, server_load=sum(a for a, _ in loads), uplink_load=sum(b for _, b in loads),
-            prices=(prices[0], prices[1]) if prices else (0.0, 0.0), solve_time_s=elapsed, loads=loads,
+            "optimal", raws, value=float(self.problem.value),
+            server_load=sum(a for a, _ in loads), uplink_load=sum(b for _, b in loads), loads=loads,
+            coefs=tuple(coefs), ties=tuple(ties), prices=(duals[0], duals[1]), solve_time_s=elapsed,
         )
+
+    def priced_terms(self, tasks: Sequence[SplitTask], rates: Sequence[float], at: JointRaw) -> list[float] | None:
+        """Each device's least Lagrangian term at the coefficients and prices of `at` (the devices separate)."""
+        prices = at.prices
+        scales = self._set(tasks, rates, at.coefs, 0.0, at.ties)
+        rt = [r * ts for r, (ts, _) in zip(rates, scales, strict=True)]
+        self.cost.value = np.array([[prices[0] * x for x in rt], [prices[1] * x for x in rt]])
+        status, _, _ = self._run()
+        if status != "optimal":
+            return None
+        out = []
+        for i, term in enumerate(self.terms):
+            t2, tu = scalar(self.t_server[i]), scalar(self.t_upload[i])
+            out.append(scalar(term) + prices[0] * rt[i] * t2 + prices[1] * rt[i] * tu)
+        return out
+
+
+def _dual(con: cp.Constraint) -> float:
+    value = con.dual_value
+    return 0.0 if value is None else max(float(value), 0.0)
