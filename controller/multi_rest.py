@@ -40,7 +40,8 @@ async def _send_json(send: Send, status: int, payload: bytes) -> None:
 
 async def _read_body(receive: Receive) -> bytes | None:
     """The whole request body, or None once it exceeds MAX_BODY."""
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
