@@ -101,9 +101,6 @@ class JointProgram:
         self.makers = [self._maker(i) for i in range(k)]
         self.stages = [build_stages(st, mk, f"_{i}") for i, (st, mk) in enumerate(zip(js.devices, self.makers,
                                                                                            strict=True))]
-        cons: list[cp.Constraint] = []
-        for sv in self.stages:
-            cons += [*sv.cons, sv.total_t <= 1.0, sv.total_e <= 1.0]
         self.rate_t = cp.Parameter(k, nonneg=True, name="rate_t0")
         self.u_max = cp.Parameter(nonneg=True, name="u_max")
         self.t_server = cp.hstack([sv.t["server"] for sv in self.stages])
@@ -111,7 +108,11 @@ class JointProgram:
         self.coupling: list[cp.Constraint] = []
         self.fair_rows: list[cp.Constraint] = []
         self.terms: list[cp.Expression] = []
-        objective = self._objective(cons)
+        self.ties: list[float] = []
+        cons: list[cp.Constraint] = []
+        objective = self._objective(cons)  # adds the coupling rows here and the fits' rows to each stage's list
+        for sv in self.stages:
+            cons += [*sv.cons, sv.total_t <= 1.0, sv.total_e <= 1.0]
         t0 = time.perf_counter()
         self.problem = cp.Problem(objective, cons)
         if not self.problem.is_dpp():
@@ -147,7 +148,10 @@ class JointProgram:
         if js.measured:
             dist = [cp.sum(cp.hstack(measured_terms(st, mk, sv, f"_{i}") or [cp.Constant(0.0)]))
                     for i, (st, mk, sv) in enumerate(zip(js.devices, self.makers, self.stages, strict=True))]
-            self.terms = [d - self.tie[i] * x for i, (d, x) in enumerate(zip(dist, kept, strict=True))]
+            # tie x kept fraction, with the tie folded into the weights' values (a product of parameters is not DPP)
+            tied = [mk("tw_device", (), True) * sv.rho + mk("tw_server", (), True) * sv.rho_s
+                    for mk, sv in zip(self.makers, self.stages, strict=True)]
+            self.terms = [d - x for d, x in zip(dist, tied, strict=True)]
             quality = dist
         else:
             # Among plans of equal quality prefer the one that uses less of each device's budgets.
@@ -179,10 +183,11 @@ class JointProgram:
             scales.append((ts, es))
         if js.mode != "load":
             dscale = max(distortion_scale(t) for t in tasks) if js.measured else 1.0
-            for st, values, task, c in zip(js.devices, per_device, tasks, coefs, strict=True):
+            self.ties = list(ties) if ties is not None else [MEASURED_TIE if js.measured else TIE_BREAK] * len(tasks)
+            for st, values, task, c, tie in zip(js.devices, per_device, tasks, coefs, self.ties, strict=True):
                 values.update(objective_values(st, task, dscale, c))
-            tie = MEASURED_TIE if js.measured else TIE_BREAK
-            self.tie.value = np.array(ties if ties is not None else [tie] * len(tasks))
+                values["tw_device"], values["tw_server"] = tie * values["w_device"], tie * values["w_server"]
+            self.tie.value = np.array(self.ties)
         for name, vec in self.vectors.items():
             vec.value = np.array([float(v.get(name, 0.0)) for v in per_device])
         for shaped, values in zip(self.shaped, per_device, strict=True):
@@ -234,7 +239,7 @@ class JointProgram:
         raws = tuple(raw_solution(sv, t, ts, es) for sv, t, (ts, es) in zip(self.stages, tasks, scales, strict=True))
         loads = tuple((r * raw.t_server, r * raw.t_upload) for r, raw in zip(rates, raws, strict=True))
         duals = [_dual(c) for c in self.coupling] or [0.0, 0.0]
-        ties = list(self.tie.value)  # type: ignore[arg-type]
+        ties = [] if self.structure.mode == "load" else self.ties
         if self.fair_rows:
             # The Lagrangian weighs device k's quality by its row's price plus FAIR_EPS/K, and its
             # tie-break term (not scaled by the weight in the bound form) by FAIR_EPS/K alone.
