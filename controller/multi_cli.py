@@ -27,6 +27,8 @@ def render_multi(answer: MultiAnswer) -> None:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # a pipe or a file: wide enough that ids are not cut
     head = f"status {answer.status}  fairness {answer.fairness}  objective {answer.objective}"
     if answer.message:
         head += f"\n{answer.message}"
