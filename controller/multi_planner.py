@@ -155,9 +155,9 @@ class GroupSearch:
         self.weights = [c.spec.weight for c in cases]
         self.raws: dict[Combo, JointRaw] = {}
         self.load_raws: dict[Combo, JointRaw] = {}
-        self.quality = Memo(self._scorer(planner.program(self._structure("quality")), self.raws))
-        self.load = Memo(self._scorer(planner.program(self._structure("load")), self.load_raws))
-        self.priced = planner.program(self._structure("priced"))
+        self.planner = planner
+        self.quality = Memo(self._scorer("quality", self.raws))
+        self.load = Memo(self._scorer("load", self.load_raws))
         self.pricing: dict[Combo, list[list[float]] | None] = {}
         self.load_result: SearchResult | None = None
 
@@ -167,8 +167,9 @@ class GroupSearch:
     def tasks(self, combo: Combo) -> list[SplitTask]:
         return [c.candidates[i] for c, i in zip(self.cases, combo, strict=True)]
 
-    def _scorer(self, prog: JointProgram, raws: dict[Combo, JointRaw]) -> Callable[[Combo], float]:
+    def _scorer(self, mode: JointMode, raws: dict[Combo, JointRaw]) -> Callable[[Combo], float]:
         def score(combo: Combo) -> float:
+            prog = self.planner.program(self._structure(mode))  # compiled on first use, then cached
             raw = raws[combo] = prog.solve(self.tasks(combo), self.rates, self.weights, self.mp.u_max)
             if raw.status == "error":
                 logger.warning("joint solve of splits %s failed: %s", combo, raw.message)
@@ -183,8 +184,9 @@ class GroupSearch:
             table: list[list[float]] | None = None
             if at is not None and at.status == "optimal":
                 cols = []
+                priced = self.planner.program(self._structure("priced"))
                 for j in range(max(self.sizes)):
-                    col = self.priced.priced_terms(self.tasks(tuple(min(j, n - 1) for n in self.sizes)),
+                    col = priced.priced_terms(self.tasks(tuple(min(j, n - 1) for n in self.sizes)),
                                                    self.rates, at)
                     if col is None:
                         break

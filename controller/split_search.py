@@ -87,15 +87,25 @@ def coordinate_descent(
     `stop_at`: return as soon as the score is at or below it (a phase-1 search needs only feasibility).
     """
     current, value = tuple(start), score(tuple(start))
-    sweeps = 0
+    sweeps, calls = 0, [0]
+
+    def counted(combo: Combo) -> float:
+        calls[0] += 1
+        return score(combo)
+
+    table: Table | None = None
+    priced_at = -1
     while sweeps < max_sweeps:
         sweeps += 1
         moved = False
         for k, size in enumerate(sizes):
             if stop_at is not None and value <= stop_at:
                 return SearchResult(current, value, sweeps)
-            table = bound(current) if bound is not None and not math.isinf(value) else None
-            best = _best_move(current, value, k, size, score, table)
+            # Weak duality makes a table valid at every combination, so after a move the old one still
+            # bounds; it is re-priced (about max(sizes) solves) once as many solves were spent since.
+            if bound is not None and not math.isinf(value) and (table is None or calls[0] - priced_at >= max(sizes)):
+                table, priced_at = bound(current), calls[0]
+            best = _best_move(current, value, k, size, counted, table)
             if best is not None:
                 current, value, moved = best[0], best[1], True
         if not moved:
