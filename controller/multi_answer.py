@@ -58,22 +58,22 @@ def infeasible_answer(
     alone_bad = [c.spec.id for c in cases if not c.candidates]
     out = []
     for i, case in enumerate(cases):
-        base = case.alone.model_dump(exclude={"per_split"})
         rate = case.spec.rate
-        if not case.candidates:
+        if case.alone is not None:
+            base = case.alone.model_dump(exclude={"per_split"})
             base["message"] = "infeasible alone: no split meets this device's own latency and energy budgets" + (
                 f" ({base['message']})" if base.get("message") else "")
             out.append(DeviceAnswer(**base, id=case.spec.id, rate_hz=rate))
             continue
         if alone_bad:
-            msg = f"feasible alone (split {case.alone.split}); not planned: {', '.join(alone_bad)} infeasible alone"
+            msg = f"feasible alone (best split {case.best_split}); not planned: {', '.join(alone_bad)} infeasible alone"
             loads: tuple[float | None, float | None] = (None, None)
         else:
-            msg = f"feasible alone (split {case.alone.split}); infeasible together: the shared server or uplink " \
-                  f"would exceed u_max = {mp.u_max:g}"
+            msg = f"feasible alone (best split {case.best_split}); infeasible together: the shared server or " \
+                  f"uplink would exceed u_max = {mp.u_max:g}"
             loads = least.loads[i] if least is not None else (None, None)
-        base.update(status="infeasible", message=msg)
-        out.append(DeviceAnswer(**base, id=case.spec.id, rate_hz=rate, server_load=loads[0], uplink_load=loads[1]))
+        out.append(DeviceAnswer(status="infeasible", message=msg, objective=mp.objective, id=case.spec.id,
+                                rate_hz=rate, server_load=loads[0], uplink_load=loads[1]))
     if alone_bad:
         message = f"infeasible: device(s) {', '.join(alone_bad)} cannot meet their own budgets at any split"
     else:

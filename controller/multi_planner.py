@@ -42,13 +42,18 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DeviceCase:
-    """One device: its spec, its answer alone, and the tasks of the splits feasible alone."""
+    """One device: its spec and one-device problem, and the tasks of the splits feasible alone."""
 
     spec: DeviceSpec
-    alone: Answer
+    problem: Problem
     candidates: tuple[SplitTask, ...]
     structure: Structure
     start: int  # index of its best split alone among the candidates
+    alone: Answer | None = None  # its full one-device answer, only worked out when it is infeasible alone
+
+    @property
+    def best_split(self) -> int | None:
+        return self.candidates[self.start].model.split if self.candidates else None
 
 
 def _pad(fit: PiecewiseLinear | None, pieces: int) -> PiecewiseLinear | None:
@@ -116,14 +121,20 @@ class MultiPlanner:
         return prog
 
     def device_case(self, spec: DeviceSpec, problem: Problem) -> DeviceCase:
-        """The device alone: its best plan, and its splits feasible alone as the search's candidates."""
-        alone = self.planner.solve(problem)
+        """The device alone: its splits feasible alone (the search's candidates) and its best one (the start)."""
         tasks = self.planner.tasks(problem)
-        per_split = alone.per_split or [alone]
         st, padded = uniform_structure(tasks)
-        cands = tuple(p for p, a in zip(padded, per_split, strict=True) if a.status == "optimal")
-        start = next((i for i, t in enumerate(cands) if t.model.split == alone.split), 0)
-        return DeviceCase(spec, alone, cands, st, start)
+        cands: list[SplitTask] = []
+        ranks: list[tuple[float, float]] = []
+        for task, pad in zip(tasks, padded, strict=True):
+            raw = self.planner.exact_program(task).solve(task)
+            if raw.status == "optimal":
+                cands.append(pad)
+                ranks.append((task.objective(raw.rho, raw.rho_s), raw.t_device + raw.t_upload + raw.t_server))
+        start = min(range(len(cands)), key=ranks.__getitem__) if cands else 0
+        # Why a device is infeasible alone (the smallest budgets it would need) costs more solves: only then.
+        alone = None if cands else self.planner.solve(problem)
+        return DeviceCase(spec, problem, tuple(cands), st, start, alone)
 
     def solve(self, mp: MultiProblem) -> MultiAnswer:
         t0 = time.perf_counter()
