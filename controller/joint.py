@@ -173,7 +173,7 @@ class JointProgram:
         return cp.Minimize(worst + FAIR_EPS / k * total)
 
     def _set(self, tasks: Sequence[SplitTask], rates: Sequence[float], coefs: Sequence[float], u_max: float,
-             ties: Sequence[float] | None = None) -> list[tuple[float, float]]:
+             ties: Sequence[float] | None = None, dscale: float | None = None) -> list[tuple[float, float]]:
         js = self.structure
         per_device: list[Values] = []
         scales = []
@@ -182,7 +182,8 @@ class JointProgram:
             per_device.append(values)
             scales.append((ts, es))
         if js.mode != "load":
-            dscale = max(distortion_scale(t) for t in tasks) if js.measured else 1.0
+            if dscale is None:
+                dscale = max(distortion_scale(t) for t in tasks) if js.measured else 1.0
             self.ties = list(ties) if ties is not None else [MEASURED_TIE if js.measured else TIE_BREAK] * len(tasks)
             for st, values, task, c, tie in zip(js.devices, per_device, tasks, coefs, self.ties, strict=True):
                 values.update(objective_values(st, task, dscale, c))
@@ -227,12 +228,15 @@ class JointProgram:
         return "optimal", time.perf_counter() - t0, None
 
     def solve(self, tasks: Sequence[SplitTask], rates: Sequence[float], weights: Sequence[float], u_max: float,
-              ) -> JointRaw:
-        """Solve with each device's split fixed by its task (padded to the structure, see `uniform_structure`)."""
+              dscale: float | None = None) -> JointRaw:
+        """Solve with each device's split fixed by its task (padded to the structure, see `uniform_structure`).
+
+        `dscale`: the unit of measured distortions; give the same one for every combination compared.
+        """
         if self.structure.mode == "priced":
             raise ValueError("a priced program is solved with `priced_terms`")
         coefs = self.coefs(weights)
-        scales = self._set(tasks, rates, coefs, u_max)
+        scales = self._set(tasks, rates, coefs, u_max, dscale=dscale)
         status, elapsed, message = self._run()
         if status != "optimal":
             return JointRaw(status, solve_time_s=elapsed, message=message)
@@ -252,10 +256,11 @@ class JointProgram:
             coefs=tuple(coefs), ties=tuple(ties), prices=(duals[0], duals[1]), solve_time_s=elapsed,
         )
 
-    def priced_terms(self, tasks: Sequence[SplitTask], rates: Sequence[float], at: JointRaw) -> list[float] | None:
+    def priced_terms(self, tasks: Sequence[SplitTask], rates: Sequence[float], at: JointRaw,
+                     dscale: float | None = None) -> list[float] | None:
         """Each device's least Lagrangian term at the coefficients and prices of `at` (the devices separate)."""
         prices = at.prices
-        scales = self._set(tasks, rates, at.coefs, 0.0, at.ties)
+        scales = self._set(tasks, rates, at.coefs, 0.0, at.ties, dscale)
         rt = [r * ts for r, (ts, _) in zip(rates, scales, strict=True)]
         self.cost.value = np.array([[prices[0] * x for x in rt], [prices[1] * x for x in rt]])
         status, _, _ = self._run()

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from controller.cones import distortion_scale
 from controller.exact import Structure, recover_knobs
 from controller.joint import FAIR_EPS, JointMode, JointProgram, JointRaw, JointStructure
 from controller.multi_answer import device_answers, infeasible_answer
@@ -164,6 +165,8 @@ class GroupSearch:
         self.start: Combo = tuple(c.start for c in cases)
         self.rates = [c.spec.rate for c in cases]
         self.weights = [c.spec.weight for c in cases]
+        # One unit for measured distortions across every combination, so their optima compare.
+        self.dscale = max(distortion_scale(t) for c in cases for t in c.candidates)
         self.raws: dict[Combo, JointRaw] = {}
         self.load_raws: dict[Combo, JointRaw] = {}
         self.planner = planner
@@ -181,7 +184,7 @@ class GroupSearch:
     def _scorer(self, mode: JointMode, raws: dict[Combo, JointRaw]) -> Callable[[Combo], float]:
         def score(combo: Combo) -> float:
             prog = self.planner.program(self._structure(mode))  # compiled on first use, then cached
-            raw = raws[combo] = prog.solve(self.tasks(combo), self.rates, self.weights, self.mp.u_max)
+            raw = raws[combo] = prog.solve(self.tasks(combo), self.rates, self.weights, self.mp.u_max, self.dscale)
             if raw.status == "error":
                 logger.warning("joint solve of splits %s failed: %s", combo, raw.message)
             return raw.value if raw.status == "optimal" else math.inf
@@ -198,7 +201,7 @@ class GroupSearch:
                 priced = self.planner.program(self._structure("priced"))
                 for j in range(max(self.sizes)):
                     col = priced.priced_terms(self.tasks(tuple(min(j, n - 1) for n in self.sizes)),
-                                                   self.rates, at)
+                                              self.rates, at, self.dscale)
                     if col is None:
                         break
                     cols.append(col)

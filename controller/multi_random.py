@@ -96,9 +96,28 @@ def random_device(
     }
 
 
-def random_problem(rng: np.random.Generator, devices: int, n_splits: int, **extra: Any) -> dict[str, Any]:
-    """A multi-device problem (JSON form) with `devices` random devices and `n_splits` splits each."""
+def random_points(rng: np.random.Generator) -> dict[str, list[list[float]]]:
+    """Convex non-increasing distortion-vs-ratio points per side, as a measured curve would give."""
+    out = {}
+    for side in ("device", "server"):
+        x = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+        top = float(rng.uniform(2.0, 8.0))
+        out[side] = [[float(r), float(1.0 + (top - 1.0) * (1.0 - r) ** rng.uniform(1.5, 3.0))] for r in x]
+    return out
+
+
+def random_problem(
+    rng: np.random.Generator, devices: int, n_splits: int, measured: bool = False, **extra: Any
+) -> dict[str, Any]:
+    """A multi-device problem (JSON form) with `devices` random devices and `n_splits` splits each.
+
+    `measured`: the measured-distortion objective, with random convex curves per device.
+    """
     splits = paper_splits(n_splits, rng)
     server = dict(SERVER, f_max_hz=SERVER["f_max_hz"] * float(rng.uniform(0.1, 0.6)))
-    return {"server": server, "link": dict(LINK), "u_max": 0.9,
-            "devices": [random_device(rng, i, splits, server) for i in range(devices)], **extra}
+    devs = [random_device(rng, i, splits, server) for i in range(devices)]
+    if measured:
+        for dev in devs:
+            dev["distortion_points"] = random_points(rng)
+        extra = {"objective": "measured", **extra}
+    return {"server": server, "link": dict(LINK), "u_max": 0.9, "devices": devs, **extra}

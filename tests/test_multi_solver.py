@@ -31,6 +31,23 @@ def _pairs(planner: MultiPlanner, k: int, n_splits: int, count: int, seed: int) 
     return out
 
 
+def test_measured_objective_matches_brute_force(planner: MultiPlanner) -> None:
+    rng = np.random.default_rng(21)
+    solved = 0
+    for i in range(10):
+        prob = MultiProblem.model_validate(random_problem(rng, 2 + i % 2, 4, measured=True,
+                                                          fairness="sum" if i % 3 else "max-min"))
+        ans = planner.solve(prob)
+        brute = planner.solve(prob.model_copy(update={"split_search": "exhaustive"}))
+        assert ans.status == brute.status
+        if ans.status == "optimal":
+            assert ans.search and brute.search and ans.search.score is not None and brute.search.score is not None
+            assert ans.search.score <= brute.search.score + RTOL * max(1.0, abs(brute.search.score))
+            assert all(d.objective == "measured" for d in ans.devices)
+            solved += 1
+    assert solved >= 6
+
+
 @pytest.fixture(scope="module")
 def instances(planner: MultiPlanner) -> list[tuple[MultiProblem, Any, Any]]:
     """50 random instances with K = 2 (5 splits each) and 50 with K = 3 (4 splits), a quarter max-min."""
@@ -101,13 +118,14 @@ def test_every_plan_meets_every_constraint(instances: list[tuple[MultiProblem, M
         assert math.isclose(uplink_load, ans.uplink_utilisation or 0.0, rel_tol=1e-6, abs_tol=1e-12)
 
 
-@pytest.mark.parametrize("fairness", ["sum", "max-min"])
-def test_lagrangian_bound_holds_for_every_combination(planner: MultiPlanner, fairness: str) -> None:
+@pytest.mark.parametrize(("fairness", "measured"), [("sum", False), ("max-min", False), ("sum", True),
+                                                     ("max-min", True)])
+def test_lagrangian_bound_holds_for_every_combination(planner: MultiPlanner, fairness: str, measured: bool) -> None:
     """score(c) >= sum_k G[k][c_k] - C for every combination c, at the prices of any solved one."""
     rng = np.random.default_rng(5)
     checked = 0
     for _ in range(6):
-        prob = MultiProblem.model_validate(random_problem(rng, 3, 4, fairness=fairness))
+        prob = MultiProblem.model_validate(random_problem(rng, 3, 4, measured=measured, fairness=fairness))
         cases = [planner.device_case(s, p) for s, p in zip(prob.devices, prob.device_problems(), strict=True)]
         if any(not c.candidates for c in cases):
             continue
