@@ -1,14 +1,15 @@
 """Plans for K devices sharing one edge server: split search over joint conic solves.
 
 1. Each device alone (its own budget, nothing shared) is solved per split with
-   the one-device `Planner`: the splits feasible alone are its candidates, and
-   its best split alone is where the search starts.
+   the one-device exact program: the splits feasible alone are its candidates,
+   and its best split alone is where the search starts.
 2. With every split fixed the group is one conic problem (`JointProgram`).
    A start that overloads the server or the uplink is first moved, by the same
    coordinate descent on the least achievable max(server, uplink) utilisation,
    to a combination within u_max (phase 1).
-3. Coordinate descent (or, on request, every combination) over the devices'
-   splits on the joint optimum (`controller.split_search`).
+3. Coordinate descent with Lagrangian bounds (or, on request, every
+   combination) over the devices' splits on the joint optimum
+   (`controller.split_search`, whose docstring has the method and its bound).
 """
 
 from __future__ import annotations

@@ -166,7 +166,9 @@ class SearchReport(BaseModel):
     priced: int = Field(default=0, description="combinations whose prices were used to bound moves")
     sweeps: int = 0
     rounds: int = Field(default=0, description="improving jumps or two-device moves after the descent")
-    start: list[int] | None = Field(default=None, description="split of each device where the search started")
+    start: list[int] | None = Field(
+        default=None, description="split of each device where the descent started (after phase 1, if any)"
+    )
     score: float | None = Field(default=None, description="the joint program's optimum (minimised, scaled units)")
     dual_bound: float | None = Field(
         default=None,
