@@ -32,6 +32,7 @@ from controller.split_search import (
     Memo,
     SearchResult,
     Table,
+    better,
     combinations,
     coordinate_descent,
     exhaustive,
@@ -225,20 +226,31 @@ class GroupSearch:
             res = exhaustive(self.sizes, self.quality)
             method = "exhaustive"
         else:
-            if math.isinf(self.quality(start)):
-                self.load_result = coordinate_descent(self.sizes, start, self.load, stop_at=self.mp.u_max)
-                start = self.load_result.combo
-            res = search(self.sizes, start, self.quality, self.bound)
+            res, start = self._descend(start)
             method = "coordinate-descent+lagrangian-bounds"
-        lower = res.lower
         splits = [c.candidates[i].model.split for c, i in zip(self.cases, start, strict=True)]
         report = SearchReport(
             method=method, combinations=combinations(self.sizes), evaluated=self.quality.evaluated,
             phase1_evaluated=self.load.evaluated, priced=len(self.pricing), sweeps=res.sweeps, rounds=res.rounds,
-            start=splits,
-            score=None if math.isinf(res.score) else res.score, dual_bound=lower,
+            start=splits, score=None if math.isinf(res.score) else res.score, dual_bound=res.lower,
         )
         return res, report
+
+    def _descend(self, start: Combo) -> tuple[SearchResult, Combo]:
+        """The bounded descent; from an overloaded start, from two phase-1 points: the first combination
+        within u_max on the way down the load, and the least-loaded one (the first lies in whichever basin
+        the overload pushed it to, the second far from it). The better result wins."""
+        if not math.isinf(self.quality(start)):
+            return search(self.sizes, start, self.quality, self.bound), start
+        first = coordinate_descent(self.sizes, start, self.load, stop_at=self.mp.u_max)
+        self.load_result = least = coordinate_descent(self.sizes, first.combo, self.load)
+        best, best_start = search(self.sizes, first.combo, self.quality, self.bound), first.combo
+        if least.combo != first.combo and not math.isinf(self.quality(least.combo)):
+            other = search(self.sizes, least.combo, self.quality, self.bound)
+            if better(other.score, best.score):
+                lower = max((x for x in (best.lower, other.lower) if x is not None), default=None)
+                best, best_start = replace(other, lower=lower, sweeps=best.sweeps + other.sweeps), least.combo
+        return best, best_start
 
     def least_load(self) -> JointRaw | None:
         """The least-loaded combination found, to say by how much the group is over u_max."""

@@ -107,15 +107,21 @@ def random_points(rng: np.random.Generator) -> dict[str, list[list[float]]]:
 
 
 def random_problem(
-    rng: np.random.Generator, devices: int, n_splits: int, measured: bool = False, **extra: Any
+    rng: np.random.Generator, devices: int, n_splits: int, measured: bool = False, tight: bool = False,
+    **extra: Any,
 ) -> dict[str, Any]:
     """A multi-device problem (JSON form) with `devices` random devices and `n_splits` splits each.
 
     `measured`: the measured-distortion objective, with random convex curves per device.
+    `tight`: twice the request rates and ratio floors of 0.7, so the best splits alone often overload the
+    server and the search starts from phase 1.
     """
     splits = paper_splits(n_splits, rng)
     server = dict(SERVER, f_max_hz=SERVER["f_max_hz"] * float(rng.uniform(0.1, 0.6)))
     devs = [random_device(rng, i, splits, server) for i in range(devices)]
+    if tight:
+        for dev in devs:
+            dev.update(rate_hz=2.0 * dev["rate_hz"], rho_min_device=0.7, rho_min_server=0.7)
     if measured:
         for dev in devs:
             dev["distortion_points"] = random_points(rng)

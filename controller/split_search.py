@@ -32,7 +32,7 @@ Combo = tuple[int, ...]
 Table = tuple[list[list[float]], float]
 Bound = Callable[[Combo], Table | None]
 RTOL = 1e-7
-PAIR_LIMIT = 8  # two-device moves solved per round, best bound first
+PAIR_LIMIT = 32  # most two-device moves solved per round (best bound first), and at most sum(sizes)
 
 
 class Memo:
@@ -169,7 +169,8 @@ def search(
         if not better(lower, res.score):
             break  # proven: no combination is better
         jump = tuple(min(range(n), key=row.__getitem__) for row, n in zip(table[0], sizes, strict=True))
-        tries = [jump] + [c for _, c in _pair_moves(res.combo, res.score, table, sizes)[:PAIR_LIMIT]]
+        limit = min(PAIR_LIMIT, sum(sizes))
+        tries = [jump] + [c for _, c in _pair_moves(res.combo, res.score, table, sizes)[:limit]]
         found = next((c for c in tries if better(score(c), res.score)), None)
         if found is None:
             break
