@@ -15,6 +15,7 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, Field
 
 from controller.live import PIN_FIELDS, LiveSystem
+from controller.multi_rest import MultiSolveMiddleware
 from controller.problem import Answer, Problem
 from splitbed import errors
 
@@ -72,6 +73,7 @@ def create_app(live: LiveSystem) -> FastAPI:
     app = FastAPI(title="splitbed controller", version="1",
                   description="Plans split point, pruning ratios, transmit power and clocks (problem P1) and "
                               "pushes them to the device agents and edge servers.")
+    app.add_middleware(MultiSolveMiddleware, live=live)  # POST /v1/solve with "devices": the multi-device form
 
     @app.exception_handler(errors.SplitbedError)
     async def _domain_error(request: Request, exc: errors.SplitbedError) -> JSONResponse:
