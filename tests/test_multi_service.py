@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from splitbed.launch import ROOT, start_controller
+from tests.launch import ROOT, start_controller
 
 MULTI: dict[str, Any] = json.loads((ROOT / "examples" / "multi_device.json").read_text())
 ONE: dict[str, Any] = json.loads((ROOT / "examples" / "one_split.json").read_text())
