@@ -75,7 +75,7 @@ class DeviceRunner:
 
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
-        self.source = open_model(settings)
+        self.source = open_model(settings, "device")
         self.tokenizer = load_tokenizer(self.source)
         part = self.load_part(settings.split, settings.rho, settings.method)
         self.state = PartState(

@@ -35,7 +35,7 @@ class EdgeServer:
 
     def __init__(self, settings: EdgeSettings) -> None:
         self.settings = settings
-        self.source = open_model(settings)
+        self.source = open_model(settings, "server")
         self.loader = PartLoader(settings, self.source)
         self.registry = PartRegistry()
         self.executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="edge-compute")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -102,16 +103,19 @@ def with_controller(args: argparse.Namespace, out: Path) -> int:
         url = controller.rest_url
         console.print(f"controller: gRPC {controller.address}, REST {url} (OpenAPI at {url}/docs); "
                       f"budget T0={args.latency * 1e3:.0f} ms, E0={args.energy * 1e3:.0f} mJ")
+        # With 4+ cores the two sides get disjoint halves (--cpus auto); on 2 cores one core alone is slower
+        # than the emulated edge-cpu profile, so they share both.
+        pin = ["--cpus", "auto"] if (os.cpu_count() or 1) >= 4 else []
         edge = start("edge_server", ["serve", "--host", "127.0.0.1", "--controller", controller.address,
-                                     "--clock", "emulated", "--clock-profile", "edge-cpu", "--node-id", "edge-0"],
-                     threads=2)
+                                     "--clock", "emulated", "--clock-profile", "edge-cpu", "--node-id", "edge-0",
+                                     *pin], threads=2)
         procs.append(edge)
         console.print(f"edge server: {edge.address} (clock emulated: profile edge-cpu, 2 GHz x 32 FLOPs/cycle)")
         agent = subprocess.Popen(
             [sys.executable, "-m", "device_agent", "run", "--server", edge.address, "--controller",
              controller.address, "--clock", "emulated", "--clock-profile", "paper-device", "--seq-len",
              str(args.seq_len), "--repeat", str(args.repeat), "--out", str(out), "--reference",
-             "--node-id", "device-0"], env=child_env(), cwd=ROOT)
+             "--node-id", "device-0", *pin], env=child_env(), cwd=ROOT)
         console.print(f"device agent: paper device (1 GHz x 32 FLOPs/cycle, emulated), uplink paced at r(p); "
                       f"{args.repeat} passes over the built-in sample at {args.seq_len} tokens")
         plans: dict[int, dict[str, Any]] = {}

@@ -18,7 +18,11 @@ class SideSettings(BaseSettings):
                        "(1 = dense).")
     method: PruneMethod = Field("structured-magnitude", description="Pruning method.")
     device: TorchDevice = Field("cpu", description="Torch device for model compute.")
-    threads: int = Field(0, ge=0, description="torch intra-op threads (0 = torch's default).")
+    threads: int = Field(0, ge=0, description="torch intra-op threads (0 = one per pinned core with --cpus, "
+                         "else torch's default).")
+    cpus: str | None = Field(None, description="Cores to pin this process to: a Linux cpu list such as '0' or "
+                             "'2-3', or 'auto' (agent: lower half of the allowed cores, server: upper half, for "
+                             "an agent and a server sharing a host); unset = no pinning.")
     max_message_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest gRPC message, bytes.")
     seed: int = Field(0, description="Seed for random pruning methods.")
     controller: str | None = Field(None, description="Controller gRPC address host:port; unset = standalone.")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from splitbed.affinity import Side, pin_process
 from splitbed.model import DevicePart, ModelSource, ServerPart, profile_part, resolve_model
 from splitbed.side.hardware import ComputeHardware, ComputeTiming
 from splitbed.side.settings import SideSettings
@@ -24,10 +25,13 @@ Part = DevicePart | ServerPart
 _FLOPS: weakref.WeakKeyDictionary[torch.nn.Module, dict[int, int]] = weakref.WeakKeyDictionary()
 
 
-def open_model(settings: SideSettings) -> ModelSource:
-    """The model source a side's settings name, with torch's intra-op threads set first (--threads)."""
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+def open_model(settings: SideSettings, side: Side) -> ModelSource:
+    """The model source a side's settings name, with the process pinned (--cpus) and torch's intra-op threads
+    set first (--threads, or one per pinned core)."""
+    cpus = pin_process(settings.cpus, side)
+    threads = settings.threads or (len(cpus) if cpus else 0)
+    if threads:
+        torch.set_num_threads(threads)
     return resolve_model(settings.model)
 
 
