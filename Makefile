@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # torch is installed first with an exact spec: an open range pulls a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= agent,edge,controller,dev
+EXTRAS ?= agent,edge,controller,dev,experiments
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint typecheck proto bench clean wheelhouse wheelhouse-aarch64 compose-e2e
