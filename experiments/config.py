@@ -57,8 +57,9 @@ class LiveSpec(_Strict):
     device_clock_profile: str = "paper-device"
     server_clock_profile: str = "edge-cpu"
     link: LinkSpec = Field(default_factory=LinkSpec)
-    budget_scale: Literal["flops", "none"] = Field(
-        "flops", description="flops: budgets x (live model FLOPs / paper model FLOPs); none: as given")
+    budget_scale: Literal["min-budget", "flops", "none"] = Field(
+        "min-budget", description="min-budget: T0 x live/paper minimal feasible T0 and E0 likewise; flops: both "
+        "x (live model FLOPs / paper model FLOPs); none: as given")
     paper_flops: float = Field(21.77e9, gt=0, description="FLOPs of the paper's model (BERT-base), for scaling")
     latency_grid_s: list[float] = Field(default_factory=list, description="T0 swept (fig4), paper units, s")
     energy_grid_j: list[float] = Field(default_factory=list, description="E0 swept (fig5), paper units, J")

@@ -24,6 +24,9 @@ from experiments.points import Point
 from experiments.testbed import HUGE_ENERGY_J, HUGE_LATENCY_S, Testbed
 
 logger = logging.getLogger(__name__)
+# "Unbounded" for the minimal-budget solves: loose enough never to bind, tight enough for the conic solver.
+LOOSE_LATENCY_S = 10.0
+LOOSE_ENERGY_J = 1.0
 
 
 def live_model_facts(lv: LiveSpec) -> tuple[float, int]:
@@ -43,12 +46,73 @@ def total_prunable(lv: LiveSpec) -> float:
     return float(t.device_prunable + t.server_prunable)
 
 
-def budget_scale(lv: LiveSpec) -> float:
-    """Live budget = paper budget x (live model FLOPs / paper model FLOPs) when budget_scale is 'flops'."""
+def problem_from_nodes(tb: Testbed, lv: LiveSpec, split: int, t0: float, e0: float) -> dict[str, Any]:
+    """The live system's P1 (bound objective) for one split, as the controller builds it from the profiles
+    it shows on `GET /v1/nodes` and the model's split table."""
+    from splitbed.model import payload_bytes, resolve_model, split_table
+
+    dev, srv = tb.nodes("device")[0]["profile"], tb.nodes("server")[0]["profile"]
+    src = resolve_model(lv.model)
+
+    def proc(p: dict[str, Any]) -> dict[str, float]:
+        c = p["compute"]
+        return {"f_max_hz": c["f_max_hz"], "f_min_hz": min(c.get("f_min_hz", 0.0), c["f_max_hz"]),
+                "flops_per_cycle": c["flops_per_cycle"], "pue": c.get("pue") or 1.0,
+                "power_coeff": c.get("power_coeff") or 1e-28}
+
+    link = dev["link"]
+    t = next(s for s in split_table(src, lv.seq_len) if s.split == split)
+    return {
+        "device": proc(dev), "server": proc(srv),
+        "link": {"bandwidth_hz": link["bandwidth_hz"], "noise_psd_w_per_hz": link["noise_psd_w_per_hz"],
+                 "gain": link["gain"], "p_max_w": link["p_max_w"]},
+        "budget": {"latency_s": t0, "energy_j": e0},
+        "n_layers": src.n_layers, "rho_min_device": lv.rho_min, "rho_min_server": lv.rho_min,
+        "splits": [{"split": t.split, "device_flops": float(t.device_flops), "server_flops": float(t.server_flops),
+                    "device_params": float(t.device_prunable), "server_params": float(t.server_prunable),
+                    "payload_bits": 8.0 * payload_bytes(src.hidden_size, lv.seq_len, lv.encoding)}],
+    }
+
+
+def _minimal_budgets(tb: Testbed, problem: dict[str, Any]) -> tuple[float, float]:
+    """(smallest feasible T0 with E0 unbounded, smallest feasible E0 with T0 unbounded), joint scheme."""
+    out = []
+    # Not 1e-9: Clarabel fails on budgets that far apart (the controller scales by T0 and E0).
+    for budget, key in (({"latency_s": 1e-4, "energy_j": LOOSE_ENERGY_J}, "min_latency_s"),
+                        ({"latency_s": LOOSE_LATENCY_S, "energy_j": 1e-5}, "min_energy_j")):
+        code, ans = tb.post("/v1/solve", {**problem, "budget": budget})
+        if code != 200 or ans.get(key) is None:
+            (tb.workdir / "failed-problem.json").write_text(json.dumps({**problem, "budget": budget}, indent=1))
+            raise RuntimeError(f"POST /v1/solve gave no {key} (problem in {tb.workdir}/failed-problem.json): "
+                               f"{code} {str(ans)[:300]}")
+        out.append(float(ans[key]))
+    return out[0], out[1]
+
+
+def budget_scales(tb: Testbed, lv: LiveSpec, paper_problem: dict[str, Any], split: int,
+                  paper_split: int) -> tuple[float, float, str]:
+    """(latency factor, energy factor, how) turning paper budgets into live ones.
+
+    - flops: both x (live model FLOPs / paper model FLOPs);
+    - min-budget: T0 x (live T0_min / paper T0_min) and E0 x (live E0_min / paper E0_min), the minima of the
+      joint scheme at the fixed split with the other budget unbounded, so a budget k times the paper's
+      minimum is k times the live minimum;
+    - none: as given.
+    """
     if lv.budget_scale == "none":
-        return 1.0
+        return 1.0, 1.0, "none: live budgets = the paper's"
     flops, _ = live_model_facts(lv)
-    return flops / lv.paper_flops
+    if lv.budget_scale == "flops":
+        s = flops / lv.paper_flops
+        return s, s, f"flops: x {s:.4g} = {flops / 1e9:.3f} GFLOPs / {lv.paper_flops / 1e9:.2f} GFLOPs"
+    t_live, e_live = _minimal_budgets(tb, problem_from_nodes(tb, lv, split, 1.0, 1.0))
+    paper = json.loads(json.dumps(paper_problem))
+    paper["pins"] = {**(paper.get("pins") or {}), "split": paper_split}
+    t_paper, e_paper = _minimal_budgets(tb, paper)
+    return (t_live / t_paper, e_live / e_paper,
+            f"min-budget: T0 x {t_live / t_paper:.4g} ({t_live * 1e3:.2f} / {t_paper * 1e3:.2f} ms), "
+            f"E0 x {e_live / e_paper:.4g} ({e_live * 1e3:.3f} / {e_paper * 1e3:.3f} mJ), joint at split "
+            f"{split} (live) / {paper_split} (paper)")
 
 
 def dense_embeddings(lv: LiveSpec, texts: list[str]) -> np.ndarray:

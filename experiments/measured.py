@@ -56,32 +56,13 @@ def side_points(model: str, split: int, n_inputs: int = 16) -> dict[str, list[li
 
 def live_problem(tb: Testbed, point: Point, lv: LiveSpec) -> dict[str, Any]:
     """The live system's P1 as the controller builds it, with the measured objective."""
-    from splitbed.model import payload_bytes, resolve_model, split_table
+    from experiments.live import problem_from_nodes
 
-    dev, srv = tb.nodes("device")[0]["profile"], tb.nodes("server")[0]["profile"]
-    src = resolve_model(lv.model)
-
-    def proc(p: dict[str, Any]) -> dict[str, float]:
-        c = p["compute"]
-        return {"f_max_hz": c["f_max_hz"], "f_min_hz": min(c.get("f_min_hz", 0.0), c["f_max_hz"]),
-                "flops_per_cycle": c["flops_per_cycle"], "pue": c.get("pue") or 1.0,
-                "power_coeff": c.get("power_coeff") or 1e-28}
-
-    link = dev["link"]
-    t = next(s for s in split_table(src, lv.seq_len) if s.split == point.split)
+    problem = problem_from_nodes(tb, lv, point.split, point.latency_budget_s, point.energy_budget_j)
     pts = side_points(lv.model, point.split)
-    return {
-        "device": proc(dev), "server": proc(srv),
-        "link": {"bandwidth_hz": link["bandwidth_hz"], "noise_psd_w_per_hz": link["noise_psd_w_per_hz"],
-                 "gain": link["gain"], "p_max_w": link["p_max_w"]},
-        "budget": {"latency_s": point.latency_budget_s, "energy_j": point.energy_budget_j},
-        "n_layers": src.n_layers, "rho_min_device": lv.rho_min, "rho_min_server": lv.rho_min,
-        "splits": [{"split": t.split, "device_flops": float(t.device_flops), "server_flops": float(t.server_flops),
-                    "device_params": float(t.device_prunable), "server_params": float(t.server_prunable),
-                    "payload_bits": 8.0 * payload_bytes(src.hidden_size, lv.seq_len, lv.encoding)}],
-        "objective": "measured",
-        "distortion_points": {"device": pts["device"], "server": pts["server"]},
-    }
+    problem["objective"] = "measured"
+    problem["distortion_points"] = {"device": pts["device"], "server": pts["server"]}
+    return problem
 
 
 def measured_pins(tb: Testbed, point: Point, lv: LiveSpec) -> tuple[dict[str, float] | None, dict[str, Any]]:

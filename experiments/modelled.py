@@ -67,6 +67,4 @@ class ModelledRunner:
         answer = self.planner.solve(problem, solver="exact", scheme=point.scheme)
         row = point.row()
         row.update(answer_row(problem, answer))
-        row.pop("paper_latency_budget_s", None)
-        row.pop("paper_energy_budget_j", None)
         return row

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from experiments.config import SweepConfig
@@ -19,8 +19,12 @@ class Point:
     split: int  # pinned split (on-device: n_layers, on-server: 0)
     latency_budget_s: float
     energy_budget_j: float
-    paper_latency_budget_s: float | None = None  # live: the paper-unit budget before scaling
-    paper_energy_budget_j: float | None = None
+    paper_latency_budget_s: float  # the budget in the paper's units (live: before scaling)
+    paper_energy_budget_j: float
+
+    def scaled(self, latency: float, energy: float) -> Point:
+        return replace(self, latency_budget_s=self.paper_latency_budget_s * latency,
+                       energy_budget_j=self.paper_energy_budget_j * energy)
 
     def row(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items()}
@@ -47,7 +51,7 @@ def modelled_points(cfg: SweepConfig, n_layers: int) -> list[Point]:
             for split, t0, e0 in _budgets(cfg, panel.latency_s, panel.energy_j, m.latency_grid_s,
                                           m.energy_grid_j, m.splits, m.split):
                 out.append(Point(cfg.figure, "modelled", m.model, panel.name, scheme, "bound",
-                                 _scheme_split(scheme, split, n_layers), t0, e0))
+                                 _scheme_split(scheme, split, n_layers), t0, e0, t0, e0))
     return out
 
 
@@ -60,11 +64,11 @@ def _scheme_split(scheme: str, split: int, n_layers: int) -> int:
     return split
 
 
-def live_points(cfg: SweepConfig, scale: float, n_layers: int) -> list[Point]:
-    """Live points; budgets in paper units times `scale` (the live model's FLOPs over the paper model's)."""
+def live_points(cfg: SweepConfig, n_layers: int) -> list[Point]:
+    """Live points in paper units; `scaled` turns them into the live system's budgets at run time."""
     lv = cfg.live
     schemes = cfg.live_schemes if cfg.live_schemes is not None else cfg.schemes
-    fixed_split = max(1, round(cfg.modelled.split * n_layers / 12)) if n_layers != 12 else cfg.modelled.split
+    fixed_split = live_fixed_split(cfg, n_layers)
     out = []
     for panel in cfg.methods:
         for scheme in schemes:
@@ -73,5 +77,12 @@ def live_points(cfg: SweepConfig, scale: float, n_layers: int) -> list[Point]:
                 for split, t0, e0 in _budgets(cfg, panel.latency_s, panel.energy_j, lv.latency_grid_s,
                                               lv.energy_grid_j, lv.splits, fixed_split):
                     out.append(Point(cfg.figure, "live", lv.model, panel.name, scheme, objective,
-                                     _scheme_split(scheme, split, n_layers), t0 * scale, e0 * scale, t0, e0))
+                                     _scheme_split(scheme, split, n_layers), t0, e0, t0, e0))
     return out
+
+
+def live_fixed_split(cfg: SweepConfig, n_layers: int) -> int:
+    """The paper's split (4 of 12 layers) at the same depth fraction of the live model (2 of 6 for MiniLM)."""
+    paper_layers = 12
+    return max(1, round(cfg.modelled.split * n_layers / paper_layers)) if n_layers != paper_layers \
+        else cfg.modelled.split

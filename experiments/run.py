@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -10,7 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from experiments.config import SweepConfig
-from experiments.points import Point, live_points, modelled_points
+from experiments.points import Point, live_fixed_split, live_points, modelled_points
 from experiments.progress import console, tracker
 from experiments.store import FIG3_COLUMNS, KEY_COLUMNS, POINT_COLUMNS, ResultFile, key_of, read_rows
 
@@ -86,19 +87,18 @@ def run_live(cfg: SweepConfig, store: ResultFile, done: set[tuple[str, ...]], co
 
     lv = cfg.live
     flops, n_layers = live_mod.live_model_facts(lv)
-    scale = live_mod.budget_scale(lv)
-    points = live_points(cfg, scale, n_layers)
+    points = live_points(cfg, n_layers)
     todo = [p for p in points if key_of(p.row(), store.key) not in done]
     if not todo:
         return
     task = retrieval.build_task(lv.requests_per_point)
-    console.print(f"{cfg.name} live: {lv.model} at {lv.seq_len} tokens = {flops / 1e9:.3f} GFLOPs; budgets x "
-                  f"{scale:.4g} (FLOPs / {lv.paper_flops / 1e9:.2f} GFLOPs); {len(task.texts)} requests per point")
+    console.print(f"{cfg.name} live: {lv.model} at {lv.seq_len} tokens = {flops / 1e9:.3f} GFLOPs; "
+                  f"{len(task.texts)} requests per point; budgets scaled by {lv.budget_scale}")
     dense = live_mod.dense_embeddings(lv, task.texts)
     with tracker(f"{cfg.name} live", len(points), len(points) - len(todo)) as tr:
         for method in dict.fromkeys(p.method for p in todo):
             batch = [p for p in todo if p.method == method]
-            _run_method(cfg, method, batch, store, task, dense, controller_url, tr)
+            _run_method(cfg, method, batch, store, task, dense, controller_url, tr, out, n_layers)
 
 
 def prune_method(lv: Any, method: str) -> str:
@@ -106,9 +106,10 @@ def prune_method(lv: Any, method: str) -> str:
 
 
 def _run_method(cfg: SweepConfig, method: str, batch: list[Point], store: ResultFile, task: Any, dense: Any,
-                controller_url: str | None, tr: Any) -> None:
+                controller_url: str | None, tr: Any, out: Path, n_layers: int) -> None:
     from experiments import measured
-    from experiments.live import LiveRunner
+    from experiments.live import LiveRunner, budget_scales
+    from experiments.modelled import load_base
     from experiments.testbed import Testbed
 
     lv = cfg.live
@@ -121,7 +122,16 @@ def _run_method(cfg: SweepConfig, method: str, batch: list[Point], store: Result
             tr.note(f"starting controller + edge server ({tb.method})")
             tb.start()
         runner = LiveRunner(tb, task, dense, tb.workdir)
-        for p in batch:
+        runner.ensure_device()
+        s_t, s_e, how = budget_scales(tb, lv, load_base(cfg.modelled.problem), live_fixed_split(cfg, n_layers),
+                                      cfg.modelled.split)
+        note = {"figure": cfg.name, "method": method, "prune_method": tb.method, "budget_scale": how,
+                "latency_factor": s_t, "energy_factor": s_e, "model": lv.model, "seq_len": lv.seq_len,
+                "encoding": lv.encoding, "device_clock_profile": lv.device_clock_profile,
+                "server_clock_profile": lv.server_clock_profile, "requests_per_point": len(task.texts),
+                "nodes": tb.get("/v1/nodes")}
+        (out / f"{cfg.name}.live-{method}.json").write_text(json.dumps(note, indent=1, default=str))
+        for p in (q.scaled(s_t, s_e) for q in batch):
             tr.note(f"{p.method} {p.scheme} {p.objective} L={p.split} T0={p.latency_budget_s * 1e3:.1f} ms "
                     f"E0={p.energy_budget_j * 1e3:.2f} mJ")
             if p.objective == "measured":
