@@ -16,7 +16,7 @@ FIGURES = ("fig3", "fig4", "fig5", "fig6")
 
 def _run(args: argparse.Namespace) -> int:
     from experiments.config import SweepConfig, builtin
-    from experiments.run import run_sweep
+    from experiments.run import close_testbeds, run_sweep
 
     if args.config:
         configs = [SweepConfig.load(args.config)]
@@ -29,8 +29,12 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     t0 = time.perf_counter()
-    for cfg in configs:
-        run_sweep(cfg, out, mode=args.mode, resume=args.resume, controller_url=args.controller, quick=args.quick)
+    try:
+        for cfg in configs:
+            run_sweep(cfg, out, mode=args.mode, resume=args.resume, controller_url=args.controller,
+                      quick=args.quick)
+    finally:
+        close_testbeds()
     console.print(f"[green]done in {time.perf_counter() - t0:.0f} s; results in {out}/")
     return 0
 

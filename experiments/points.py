@@ -71,6 +71,8 @@ def live_points(cfg: SweepConfig, n_layers: int) -> list[Point]:
     fixed_split = live_fixed_split(cfg, n_layers)
     out = []
     for panel in cfg.methods:
+        if lv.methods is not None and panel.name not in lv.methods:
+            continue
         for scheme in schemes:
             objectives = lv.objectives if scheme == "joint" else ["bound"]
             for objective in objectives:

@@ -31,8 +31,18 @@ def run_sweep(cfg: SweepConfig, out: Path, *, mode: str, resume: bool, controlle
             run_modelled(cfg, store, done)
         if "live" in modes:
             run_live(cfg, store, done, controller_url, out)
-    console.print(f"{cfg.name}: {time.perf_counter() - t0:.0f} s")
-    (out / "timings.txt").open("a").write(f"{cfg.name} quick={quick} mode={mode} {time.perf_counter() - t0:.1f} s\n")
+    seconds = time.perf_counter() - t0
+    console.print(f"{cfg.name}: {seconds:.0f} s")
+    record_run(out, cfg.name, quick=quick, mode=mode, seconds=seconds, resume=resume)
+
+
+def record_run(out: Path, name: str, **info: Any) -> None:
+    """out/manifest.json: how each sweep was last run (quick or full, mode, wall time)."""
+    path = out / "manifest.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    info["finished"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    data[name] = info
+    path.write_text(json.dumps(data, indent=1))
 
 
 def start_points(store: ResultFile, resume: bool, modes: tuple[str, ...]) -> set[tuple[str, ...]]:
@@ -110,17 +120,10 @@ def _run_method(cfg: SweepConfig, method: str, batch: list[Point], store: Result
     from experiments import measured
     from experiments.live import LiveRunner, budget_scales
     from experiments.modelled import load_base
-    from experiments.testbed import Testbed
 
     lv = cfg.live
-    tb = Testbed(lv, prune_method(lv, method))
+    tb = _testbed(lv, prune_method(lv, method), controller_url, tr)
     try:
-        if controller_url:
-            tb.attach(controller_url)
-            tb.control_address = tb.control_address or _grpc_address(controller_url)
-        else:
-            tr.note(f"starting controller + edge server ({tb.method})")
-            tb.start()
         runner = LiveRunner(tb, task, dense, tb.workdir)
         runner.ensure_device()
         s_t, s_e, how = budget_scales(tb, lv, load_base(cfg.modelled.problem), live_fixed_split(cfg, n_layers),
@@ -146,5 +149,37 @@ def _run_method(cfg: SweepConfig, method: str, batch: list[Point], store: Result
                 row = runner.run(p)
             store.append(row)
             tr.advance()
-    finally:
+    except BaseException:
+        close_testbeds()  # a testbed in an unknown state is not reused
+        raise
+
+
+# One controller + edge server per (pruning method, live settings), shared by the figures of one run.
+_TESTBEDS: dict[tuple[str, str, str], Any] = {}
+
+
+def _testbed(lv: Any, method: str, controller_url: str | None, tr: Any) -> Any:
+    from experiments.testbed import Testbed
+
+    spec = lv.model_dump_json(include={"model", "seq_len", "encoding", "structured", "device_clock_profile",
+                                       "server_clock_profile", "link", "rho_min"})
+    key = (method, spec, controller_url or "")
+    tb = _TESTBEDS.get(key)
+    if tb is not None:
+        return tb
+    close_testbeds()  # one at a time: two edge servers would fight over the 2 cores
+    tb = Testbed(lv, method)
+    if controller_url:
+        tb.attach(controller_url)
+        tb.control_address = tb.control_address or _grpc_address(controller_url)
+    else:
+        tr.note(f"starting controller + edge server ({method})")
+        tb.start()
+    _TESTBEDS[key] = tb
+    return tb
+
+
+def close_testbeds() -> None:
+    while _TESTBEDS:
+        _, tb = _TESTBEDS.popitem()
         tb.stop()
