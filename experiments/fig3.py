@@ -136,6 +136,7 @@ def restore(full: Any, weights: dict[str, torch.Tensor]) -> None:
 
 def jobs(spec: Fig3Spec) -> Iterator[tuple[str, str, float, Callable[[], dict[str, Any]]]]:
     """(model label, method, keep ratio, compute-the-row) for every fig3 point, lazily."""
+    torch.set_num_threads(1)
     for name in spec.models:
         gen = fcdnn_rows(name, spec) if name.startswith("fcdnn") else transformer_rows(name, spec)
         label = {"bert-base": "bert-base (random init)", "minilm": "all-MiniLM-L6-v2"}.get(name, name)

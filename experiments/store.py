@@ -75,6 +75,7 @@ class ResultFile:
         """Open for a run: keep the rows (resume) or start empty; return the keys already done."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume and self.path.exists():
+            drop_partial_line(self.path)
             rows = read_rows(self.path)
             return {key_of(r, self.key) for r in rows}
         with self.path.open("w", newline="", encoding="utf-8") as fh:
@@ -89,6 +90,13 @@ class ResultFile:
             csv.writer(fh).writerow([_fmt(row.get(c)) for c in self.columns])
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def drop_partial_line(path: Path) -> None:
+    """A process killed mid-write may leave half a row: cut the file back to its last complete line."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
