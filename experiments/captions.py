@@ -140,8 +140,8 @@ def points(name: str, imgs: dict[str, str], mod: Rows, liv: Rows, notes: dict[st
 
 
 def _modelled_table(name: str, rows: Rows) -> list[str]:
-    out = ["| method | scheme | feasible points | median kept fraction (feasible) | joint >= scheme where both "
-           "feasible | smallest min budget when infeasible |", "|---|---|---|---|---|---|"]
+    out = ["| method | scheme | feasible points | median kept fraction (feasible) | joint (split pinned) >= scheme "
+           "where both feasible | smallest min budget when infeasible |", "|---|---|---|---|---|---|"]
     for method in dict.fromkeys(r["method"] for r in rows):
         sel = [r for r in rows if r["method"] == method]
         joint = {_x(name, r): r for r in sel if r["scheme"] == "joint"}
@@ -227,7 +227,10 @@ def prediction(img: str, rows: Rows) -> str:
         f"{_pct(min(en, default=math.nan))} to {_pct(max(en, default=math.nan))}."])
 
 
-def retrieval_note() -> str:
+def retrieval_note(dense: tuple[int, float] | None) -> str:
+    ceiling = "" if dense is None else (
+        f" On the {dense[0]} queries of the live runs the dense, unsplit model's own recall@1 is {dense[1]:.2f}: "
+        "the ceiling of the live recall@1 column.")
     return "\n".join([
         "## The retrieval task (quality that means something)", "",
         "Corpus: Python's own help topics (`pydoc_data.topics`, shipped with every CPython). Topics are taken in "
@@ -237,8 +240,7 @@ def retrieval_note() -> str:
         "answer of a query is its topic's document. Each live point sends every document and every query through "
         "the system (half the requests each). Queries rank documents by cosine similarity of the embeddings. "
         "**Top-1 agreement**: the pruned system's best document equals the dense model's; **top-5 agreement**: "
-        "mean overlap of the two top-5 sets / 5; **recall@1**: the best document is the known answer. The dense "
-        "model's own recall@1 on this task is reported beside it in the CSV summaries as the ceiling."])
+        "mean overlap of the two top-5 sets / 5; **recall@1**: the best document is the known answer." + ceiling])
 
 
 def closing(data: dict[str, Rows]) -> str:
@@ -249,14 +251,29 @@ def closing(data: dict[str, Rows]) -> str:
     lines += [
         "- **Workload proportional to rho.** The paper's latency and energy model scales compute with the kept "
         "ratio. That holds only for structured pruning: unstructured pruning (the paper's magnitude criterion, "
-        "zeroing weights) gives no speed-up on dense kernels (`bench/pruning.py`: unstructured latency stays at "
-        "the dense model's), so every live point here uses structured pruning, and fig3 shows the price: at equal "
-        "keep ratio structured pruning distorts the output far more than unstructured pruning.",
+        f"zeroing weights) gives no speed-up on dense kernels ({_pruning_bench()}), so every live point here "
+        "uses structured pruning, and fig3 shows the price: at equal keep ratio structured pruning distorts the "
+        "output far more than unstructured pruning.",
         "- **Quality metric.** The paper reports ROUGE (BART on CNN/DailyMail) and F1 (BERT on SQuAD) after "
         "pruning; neither dataset nor a fine-tuned BERT can be had offline, so quality here is the embedding's "
         "cosine to the dense model and retrieval on Python's help topics. The bound is what the controller "
         "optimises; whether a larger kept fraction means better measured quality is checked by the live columns."]
     return "\n".join(lines)
+
+
+def _pruning_bench() -> str:
+    """MiniLM latency at keep 0.5 vs dense per method, from `bench/pruning.py`'s committed results."""
+    import csv
+
+    from experiments.config import ROOT
+
+    path = ROOT / "bench" / "results" / "pruning.csv"
+    if not path.exists():
+        return "see `bench/pruning.py`"
+    with path.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["model"] == "minilm" and r["rho"] == "0.5"]
+    parts = [f"{r['method']} x{float(r['latency_ratio']):.2f}" for r in rows]
+    return "`bench/results/pruning.csv`, MiniLM latency at keep 0.5 / dense: " + ", ".join(parts)
 
 
 def _closing_fig3(rows: Rows) -> list[str]:

@@ -40,6 +40,21 @@ def _live_notes(out: Path) -> dict[str, Any]:
     return notes
 
 
+def _dense_recall(notes: dict[str, Any]) -> tuple[int, float] | None:
+    """(queries, recall@1 of the dense model) on the live runs' task: the ceiling of the live recall@1."""
+    if not notes:
+        return None
+    from experiments import retrieval
+    from experiments.config import LiveSpec
+    from experiments.live import dense_embeddings
+
+    n = next(iter(notes.values()))
+    task = retrieval.build_task(int(n["requests_per_point"]))
+    lv = LiveSpec(model=n["model"], seq_len=n["seq_len"], encoding=n["encoding"])
+    dense = dense_embeddings(lv, task.texts)
+    return len(task.queries), retrieval.scores(dense, dense, len(task.documents))["dense_recall_at1"]
+
+
 def write_report(out: Path, doc: Path, figdir: Path) -> Path:
     figdir.mkdir(parents=True, exist_ok=True)
     for p in list(out.glob("*.csv")) + list(out.glob("*.json")) + list(out.glob("timings.txt")):
@@ -69,7 +84,7 @@ def write_report(out: Path, doc: Path, figdir: Path) -> Path:
         img = plots.prediction_errors({n: [r for r in data[n] if r["mode"] == "live"] for n in
                                        ("fig4", "fig5", "fig6")}, figdir / "prediction-error.png")
         parts.append(captions.prediction(_rel(doc, img), live_all))
-    parts.append(captions.retrieval_note())
+    parts.append(captions.retrieval_note(_dense_recall(notes)))
     parts.append(captions.closing(data))
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text("\n\n".join(parts) + "\n", encoding="utf-8")

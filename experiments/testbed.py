@@ -116,7 +116,7 @@ class Testbed:
         if not servers:
             raise RuntimeError(f"controller {url} has no edge server registered")
         self.edge_address = servers[0]["address"]
-        self.control_address = self.get("/v1/plan").get("control_address") or ""
+        # REST does not show the controller's gRPC address; the caller sets it (CONTROLLER_GRPC or port 50052).
 
     def stop(self) -> None:
         for child in reversed(self.children):
