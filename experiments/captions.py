@@ -62,6 +62,12 @@ def header(manifest: dict[str, Any], notes: dict[str, Any]) -> str:
             "times the paper's minimum becomes k times the live minimum. Factors used:"]
         for key, v in notes.items():
             lines.append(f"- `{key}`: {v['budget_scale']}")
+        over = [k for k, v in notes.items() if v.get("host_flops_override")]
+        if over:
+            lines += ["", f"**Emulation caveat ({', '.join(over)}):** the host, loaded by other jobs, measured "
+                      "slower than an emulated profile at start-up, so the profile check was passed a nominal host "
+                      "speed (`--host-flops-per-s`); while the host is slower than the profile, measured compute "
+                      "times exceed the profile's."]
     return "\n".join(lines)
 
 

@@ -132,7 +132,7 @@ def _run_method(cfg: SweepConfig, method: str, batch: list[Point], store: Result
                 "latency_factor": s_t, "energy_factor": s_e, "model": lv.model, "seq_len": lv.seq_len,
                 "encoding": lv.encoding, "device_clock_profile": lv.device_clock_profile,
                 "server_clock_profile": lv.server_clock_profile, "requests_per_point": len(task.texts),
-                "nodes": tb.get("/v1/nodes")}
+                "host_flops_override": tb.host_flops_override, "nodes": tb.get("/v1/nodes")}
         (out / f"{cfg.name}.live-{method}.json").write_text(json.dumps(note, indent=1, default=str))
         for p in (q.scaled(s_t, s_e) for q in batch):
             tr.note(f"{p.method} {p.scheme} {p.objective} L={p.split} T0={p.latency_budget_s * 1e3:.1f} ms "
