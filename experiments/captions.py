@@ -34,10 +34,10 @@ def header(manifest: dict[str, Any], notes: dict[str, Any]) -> str:
     if quick:
         lines += ["", "**These are QUICK results** (`experiments run all --quick`: few points, at most 20 requests "
                       "per live point), not the full sweep."]
-    lines += ["", "| sweep | mode | quick | wall time | finished (UTC) |", "|---|---|---|---|---|"]
+    lines += ["", "| sweep | mode | quick | resumed | wall time | finished (UTC) |", "|---|---|---|---|---|---|"]
     for name, v in sorted(manifest.items()):
-        lines.append(f"| {name} | {v.get('mode')} | {v.get('quick')} | {v.get('seconds', 0):.0f} s | "
-                     f"{v.get('finished', '')} |")
+        lines.append(f"| {name} | {v.get('mode')} | {v.get('quick')} | {v.get('resume', False)} | "
+                     f"{v.get('seconds', 0):.0f} s | {v.get('finished', '')} |")
     lines += ["", "Machine: 2-core x86 VM, no GPU, shared with other jobs while these ran (wall times are inflated; "
                   "emulated clocks stretch compute to their profile, so the measured latencies are the profiles', "
                   "not the host's, as long as the host is faster than the profile)."]

@@ -62,6 +62,9 @@ def write_report(out: Path, doc: Path, figdir: Path) -> Path:
     data = {n: _load(out, n) for n in ("fig3", "fig4", "fig5", "fig6")}
     manifest, notes = _manifest(out), _live_notes(out)
     parts = [captions.header(manifest, notes)]
+    extra = out / "notes.md"  # free-text notes about the run (e.g. an interruption), shown verbatim
+    if extra.exists():
+        parts.append(extra.read_text(encoding="utf-8").strip())
     if data["fig3"]:
         img = plots.fig3(data["fig3"], figdir / "fig3.png")
         parts.append(captions.fig3(_rel(doc, img), data["fig3"]))

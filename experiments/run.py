@@ -41,6 +41,9 @@ def record_run(out: Path, name: str, **info: Any) -> None:
     path = out / "manifest.json"
     data = json.loads(path.read_text()) if path.exists() else {}
     info["finished"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    if info.get("resume") and name in data:
+        # A resumed sweep's wall time adds to the interrupted run's.
+        info["seconds"] = float(info.get("seconds", 0.0)) + float(data[name].get("seconds", 0.0))
     data[name] = info
     path.write_text(json.dumps(data, indent=1))
 
