@@ -55,6 +55,7 @@ class Child:
 
 
 def spawn(name: str, module: str, args: list[str], workdir: Path, threads: int = 1) -> Child:
+    (workdir / f"{name}.port").unlink(missing_ok=True)  # a retry must not read the previous attempt's ports
     log = workdir / f"{name}.log"
     popen = subprocess.Popen([sys.executable, "-m", module, *args], stdout=log.open("wb"),
                              stderr=subprocess.STDOUT, env=child_env(threads), cwd=ROOT)
