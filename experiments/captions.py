@@ -140,7 +140,10 @@ def points(name: str, imgs: dict[str, str], mod: Rows, liv: Rows, notes: dict[st
                   "requests of the cosine to the dense, unsplit model's embedding. Latency: median end-to-end "
                   "(perf_counter in the agent; emulated clocks, paced uplink). Energy: median per request, modelled "
                   "(see the setup). The dotted line is the budget: a point above it broke its budget in practice. "
-                  "Random = structured-random (heads/neurons drawn at random).", ""]
+                  "Random = structured-random (heads/neurons drawn at random). The table's medians are over each "
+                  "scheme's own feasible points, which differ between schemes: compare schemes point by point in "
+                  "the figure or the CSV. Each point's agent run re-measures its profile, so the live problem "
+                  "differs slightly from point to point.", ""]
         lines += _live_table(liv)
     return "\n".join(lines)
 
