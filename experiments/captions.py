@@ -390,6 +390,6 @@ def _closing_split(rows: Rows) -> list[str]:
         low = min(liv, key=lambda r: f(r, "cosine_mean"))
         out.append(f"- **Fig 6 (live).** Measured cosine rises with the split: {f(low, 'cosine_mean'):.3f} at "
                    f"L = {low['split']}, {top:.4f} at L in {best_splits} (the device, emulated at the paper's "
-                   "32 GFLOP/s, is half as fast as the emulated server, so moving layers to it costs little and saves the "
-                   "server's PUE-2 energy). No interior optimum as in the paper: quality is monotone here.")
+                   "32 GFLOP/s, is half as fast as the emulated server, so moving layers to it costs little and "
+                   "saves the server's PUE-2 energy). No interior optimum as in the paper: quality is monotone here.")
     return out
