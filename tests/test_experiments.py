@@ -88,6 +88,7 @@ def _solve_all(cfg: SweepConfig) -> list[dict[str, object]]:
     return [runner.run(p) for p in modelled_points(cfg, runner.n_layers)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("figure", ["fig4", "fig5"])
 def test_joint_never_worse_than_a_benchmark(figure: str) -> None:
     cfg = builtin(figure, quick=False)
@@ -139,6 +140,7 @@ def _big_sweep(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_resume_after_kill_repeats_no_finished_point(tmp_path: Path) -> None:
     cfg_file = _big_sweep(tmp_path / "big.json")
     out = tmp_path / "res"
