@@ -57,6 +57,7 @@ def _close(a: str, b: object) -> bool:
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_modelled_points_equal_controller_solve(tmp_path: Path) -> None:
     """The CLI's modelled rows are what `controller solve --params FILE --scheme S --json` answers."""
     out = tmp_path / "res"
