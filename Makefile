@@ -4,10 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # torch is installed first with an exact spec: an open range pulls a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= agent,edge,controller,dev
+EXTRAS ?= agent,edge,controller,dev,experiments
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-py310 lint typecheck proto bench clean wheelhouse wheelhouse-aarch64 compose-e2e base-image
+.PHONY: setup demo test test-py310 lint typecheck proto bench clean wheelhouse wheelhouse-aarch64 compose-e2e base-image experiments
 
 setup: $(STAMP)
 
@@ -25,7 +25,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 typecheck: setup
-	$(BIN)/mypy splitbed device_agent edge_server controller
+	$(BIN)/mypy splitbed device_agent edge_server controller experiments
 
 test: setup lint typecheck
 	$(BIN)/python -m pytest -q -rs
@@ -57,6 +57,12 @@ bench: setup
 	$(BIN)/python bench/pruning.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/solver.py
+
+# The paper's figures at full size (modelled + live; <= 60 min on 2 cores), then docs/results.md.
+# EXPERIMENTS_FLAGS=--resume continues an interrupted run; scratch CSVs stay in results/ (ignored).
+experiments: setup
+	$(BIN)/python -m experiments run all --out results $(EXPERIMENTS_FLAGS)
+	$(BIN)/python -m experiments report --out results
 
 # Every wheel the images need (torch CPU included) for offline `docker build`.
 wheelhouse: setup
