@@ -69,7 +69,7 @@ fail() { log "FAIL: $*"; exit 1; }
 timed() {  # timed LABEL CMD...: run CMD, log its wall time
   local label=$1 s rc=0; shift; s=$(now)
   "$@" || rc=$?
-  log "$label: $([[ $rc == 0 ]] && echo done || echo "failed (exit $rc)") in $(since "$s") s"
+  log "$label: $([[ $rc == 0 ]] && echo "done" || echo "failed (exit $rc)") in $(since "$s") s"
   return $rc
 }
 
@@ -190,7 +190,7 @@ wheelhouse() {
     || fail "building the project wheel failed: $(grep -v 'is ignored:' "$RUN/wheel.log" | tail -n 8)"
   local stamp="$WHEELS/.complete-${TORCH_SPEC}"
   if [[ -f $stamp && "${REFRESH_WHEELS:-0}" != 1 ]]; then
-    log "wheelhouse: reusing $WHEELS ($(ls "$WHEELS"/*.whl | wc -l) wheels, $(du -sh "$WHEELS" | cut -f1))"
+    log "wheelhouse: reusing $WHEELS ($(find "$WHEELS" -maxdepth 1 -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELS" | cut -f1))"
     return
   fi
   log "wheelhouse: $TORCH_SPEC and splitbed[agent] for manylinux aarch64 / cp311 from PyPI (markers for aarch64)"
@@ -273,8 +273,8 @@ if cuda:
 EOF
   (cd "$WHEELS" && sha256sum ./*.whl >SHA256SUMS)
   touch "$stamp"
-  log "wheelhouse: $(ls "$WHEELS"/*.whl | wc -l) wheels, $(du -sh "$WHEELS" | cut -f1)," \
-      "torch $(cd "$WHEELS" && ls torch-*aarch64*.whl | tr '\n' ' ')"
+  log "wheelhouse: $(find "$WHEELS" -maxdepth 1 -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELS" | cut -f1)," \
+      "torch $(find "$WHEELS" -maxdepth 1 -name 'torch-*aarch64*.whl' -printf '%f ')"
 }
 
 install_agent() {
