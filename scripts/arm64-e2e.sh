@@ -476,6 +476,8 @@ image() {
   engine || fail "no Docker engine (see $RUN/dockerd.log / apt-docker.log); SKIP_DOCKER=1 skips this step"
   for (( i = ${#MOUNTS[@]} - 1; i >= 0; i-- )); do umount -l "${MOUNTS[i]}"; done
   MOUNTS=()
+  local prev
+  prev=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
   log "docker import $ROOTFS -> $IMAGE (linux/arm64; engine $(docker version --format '{{.Server.Version}}'))"
   # The same environment as docker/Dockerfile's agent target.
   timed "docker import" sh -c "tar -C '$ROOTFS' --numeric-owner \
@@ -501,6 +503,10 @@ image() {
     arch=$(docker image inspect -f '{{.Os}}/{{.Architecture}}' "$IMAGE")
   fi
   [[ $arch == linux/arm64 ]] || fail "$IMAGE is $arch, not linux/arm64"
+  # The previous run's image, now untagged (same layer, other config).
+  if [[ -n $prev && $prev != $(docker image inspect -f '{{.Id}}' "$IMAGE") ]]; then
+    docker image rm "$prev" >/dev/null 2>&1 || true
+  fi
   log "image $IMAGE: $arch, $(docker image inspect -f '{{.Size}}' "$IMAGE" | numfmt --to=iec)"
   log "smoke run: docker run --platform linux/arm64 --network host $IMAGE device-agent run (2 texts)"
   head -n 2 "$RUN/texts.txt" >"$RUN/texts2.txt"
