@@ -207,6 +207,7 @@ def run_sca(
     natural: bool = False,
     max_iter: int = 150,
     tol: float = 1e-7,
+    deadline: float | None = None,
 ) -> ScaResult:
     """Iterate P3.k until its (normalised, order-one) objective improves by less than tol."""
     t0 = time.perf_counter()
@@ -223,6 +224,11 @@ def run_sca(
     result = ScaResult("optimal")
     prev = math.inf
     for k in range(1, max_iter + 1):
+        if deadline is not None and time.perf_counter() > deadline:
+            result.message = f"stopped at the time limit after {k - 1} iterations"
+            if k == 1:
+                result.status = "error"
+            break
         program.set_point(task, p_k, rp_k)
         try:
             with warnings.catch_warnings():

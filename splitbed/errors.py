@@ -34,3 +34,7 @@ class PermissionDenied(SplitbedError):
 
 class ResourceExhausted(SplitbedError):
     """A size or rate limit was exceeded."""
+
+
+class Unauthenticated(SplitbedError):
+    """No credentials, or credentials nobody issued (HTTP 401, gRPC UNAUTHENTICATED)."""

@@ -121,5 +121,7 @@ def start_edge(split: int, rho: float = 1.0, method: str = "structured-magnitude
 
 
 def start_controller(extra: Sequence[str] = ()) -> Proc:
-    return start("controller", ["serve", "--host", "127.0.0.1", *extra],
+    # A state file of its own unless given: never the shared default in the working directory.
+    state = [] if "--state" in extra else ["--state", tempfile.mktemp(prefix="splitbed-state-", suffix=".sqlite")]
+    return start("controller", ["serve", "--host", "127.0.0.1", *state, *extra],
                  port_flags=("--grpc-port", "0", "--rest-port", "0"))
