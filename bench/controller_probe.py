@@ -22,9 +22,9 @@ import grpc
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from splitbed.launch import ROOT, child_env, start_controller  # noqa: E402
-from splitbed.v1 import control_pb2, control_pb2_grpc  # noqa: E402
-from tests.test_controller_protocol import FakeNode, profile  # noqa: E402
+from splitbed.launch import ROOT, child_env, start_controller
+from splitbed.v1 import control_pb2, control_pb2_grpc
+from tests.test_controller_protocol import FakeNode, profile
 
 EXAMPLE = json.loads((ROOT / "examples" / "one_split.json").read_text())
 
@@ -205,7 +205,8 @@ def cli_case(tmp: Path) -> None:
     port_file = tmp / "ports"
     p = subprocess.Popen([sys.executable, "-m", "controller", "serve", "--log-level", "INFO", "--grpc-port", "0",
                           "--rest-port", "0", "--host", "127.0.0.1",
-                          *(["--state", str(tmp / "cli.sqlite")] if HAS_STATE else []), "--port-file", str(port_file)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          *(["--state", str(tmp / "cli.sqlite")] if HAS_STATE else []),
+                          "--port-file", str(port_file)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          env=env, cwd=ROOT, text=True)
     time.sleep(6)
     p.terminate()

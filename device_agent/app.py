@@ -17,6 +17,7 @@ from device_agent.settings import AgentSettings
 from splitbed.control import ControlLink
 from splitbed.errors import Unavailable
 from splitbed.model import load_full_model
+from splitbed.tls import TlsFiles, read_token
 from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tu
     assert settings.controller is not None
     node = DeviceNode(runner)
     link = ControlLink(settings.controller, settings.node_id, control_pb2.ROLE_DEVICE, profile=node.profile,
-                       apply=node.apply)
+                       apply=node.apply, tls=TlsFiles.of(settings),
+                       token=read_token(settings.token, settings.token_file))
     link.start()
     try:
         await asyncio.wait_for(link.first_config.wait(), settings.wait_config_s)

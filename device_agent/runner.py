@@ -26,6 +26,7 @@ from splitbed.hw.link import LinkBackend, PacerLink, make_link
 from splitbed.metrics import Metrics
 from splitbed.model import DevicePart, load_device_part, load_tokenizer, profile_part, resolve_model, tokenize
 from splitbed.stage import Stage
+from splitbed.tls import TlsFiles
 from splitbed.v1 import control_pb2, inference_pb2
 
 logger = logging.getLogger(__name__)
@@ -92,13 +93,14 @@ class DeviceRunner:
         if settings.power_w is not None:
             self.apply_power(settings.power_w)
         self.client = InferenceClient(
-            settings.server, max_message_bytes=settings.max_message_bytes, timeout_s=settings.timeout_s
+            settings.server, max_message_bytes=settings.max_message_bytes, timeout_s=settings.timeout_s,
+            tls=TlsFiles.of(settings),
         )
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="device-compute")
         self._limits = Limits(max_bytes=settings.max_message_bytes)
         self.metrics = Metrics("device")
         if settings.metrics_port is not None:
-            self.metrics.serve(settings.metrics_port)
+            self.metrics.serve(settings.metrics_port, host=settings.host)
 
     @property
     def paced(self) -> bool:

@@ -21,6 +21,7 @@ from splitbed.settings_common import (
     PruneMethod,
     TorchDevice,
 )
+from splitbed.tls import TLS_CA_FIELD, TLS_CERT_FIELD, TLS_KEY_FIELD, TOKEN_FIELD, TOKEN_FILE_FIELD
 
 
 class AgentSettings(BaseSettings):
@@ -73,3 +74,9 @@ class AgentSettings(BaseSettings):
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="Serve Prometheus /metrics on this port (0 = free port; unset = off)."
     )
+    host: str = Field("127.0.0.1", description="Address the /metrics listener binds (0.0.0.0 = every interface).")
+    tls_cert: str | None = TLS_CERT_FIELD
+    tls_key: str | None = TLS_KEY_FIELD
+    tls_ca: str | None = TLS_CA_FIELD
+    token: str | None = TOKEN_FIELD
+    token_file: str | None = TOKEN_FILE_FIELD

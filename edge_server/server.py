@@ -21,6 +21,7 @@ from splitbed.grpc_server import ManagedServer, start_server
 from splitbed.metrics import Metrics
 from splitbed.model import load_server_part, resolve_model
 from splitbed.stage import Stage
+from splitbed.tls import TlsFiles, read_token, server_credentials
 from splitbed.v1 import control_pb2, inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -85,17 +86,19 @@ class EdgeServer:
             return str(inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name)
 
         self.managed = await start_server(
-            [register], host=s.host, port=s.port, max_message_bytes=s.max_message_bytes, grace_s=s.grace_s
+            [register], host=s.host, port=s.port, max_message_bytes=s.max_message_bytes, grace_s=s.grace_s,
+            credentials=server_credentials(TlsFiles.of(s)),
         )
         if s.controller:
             node = ServerNode(self)
             host = socket.gethostname() if s.host in ("0.0.0.0", "::") else s.host
             self.control = ControlLink(s.controller, s.node_id, control_pb2.ROLE_SERVER, profile=node.profile,
-                                       apply=node.apply, serve_address=f"{host}:{self.managed.port}")
+                                       apply=node.apply, serve_address=f"{host}:{self.managed.port}",
+                                       tls=TlsFiles.of(s), token=read_token(s.token, s.token_file))
             self.control.start()
             self._telemetry = asyncio.get_running_loop().create_task(node.report_forever(self.control))
         if s.metrics_port is not None:
-            self.metrics.serve(s.metrics_port)
+            self.metrics.serve(s.metrics_port, host=s.host)
         if s.port_file:
             Path(s.port_file).write_text(str(self.managed.port))
         return self.managed.port

@@ -18,12 +18,13 @@ from splitbed.settings_common import (
     PruneMethod,
     TorchDevice,
 )
+from splitbed.tls import TLS_CA_FIELD, TLS_CERT_FIELD, TLS_KEY_FIELD, TOKEN_FIELD, TOKEN_FILE_FIELD
 
 
 class EdgeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGE_", extra="ignore")
 
-    host: str = Field("0.0.0.0", description="Address to bind.")
+    host: str = Field("127.0.0.1", description="Address gRPC and /metrics bind (0.0.0.0 = every interface).")
     port: int = Field(50051, ge=0, le=65535, description="TCP port (0 = pick a free one and print it).")
     model: str = MODEL_FIELD
     split: int = SPLIT_FIELD
@@ -49,3 +50,8 @@ class EdgeSettings(BaseSettings):
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="Serve Prometheus /metrics on this port (0 = free port; unset = off)."
     )
+    tls_cert: str | None = TLS_CERT_FIELD
+    tls_key: str | None = TLS_KEY_FIELD
+    tls_ca: str | None = TLS_CA_FIELD
+    token: str | None = TOKEN_FIELD
+    token_file: str | None = TOKEN_FILE_FIELD

@@ -18,6 +18,7 @@ import grpc
 from grpc import aio
 
 from splitbed.errors import SplitbedError
+from splitbed.tls import TlsFiles, aio_channel
 from splitbed.v1 import control_pb2, control_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class ControlLink:
     """Runs `apply` for every new config the controller pushes, then acknowledges it."""
 
     def __init__(self, address: str, node_id: str, role: int, *, profile: ProfileFn, apply: ApplyFn,
-                 serve_address: str = "", backoff_s: tuple[float, float] = (0.2, 5.0)) -> None:
+                 serve_address: str = "", backoff_s: tuple[float, float] = (0.2, 5.0),
+                 tls: TlsFiles | None = None, token: str | None = None) -> None:
         self.address = address
         self.node_id = node_id
         self.role = role
@@ -47,7 +49,7 @@ class ControlLink:
         self._apply = apply
         self._serve_address = serve_address
         self._backoff = backoff_s
-        self._channel = aio.insecure_channel(address)
+        self._channel = aio_channel(address, tls or TlsFiles(), token=token)  # TLS/token: splitbed.tls
         self.stub = control_pb2_grpc.ControlServiceStub(self._channel)
         self.version = 0
         self.config: control_pb2.Config | None = None
