@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from controller.auth import Authority, load_tokens
 from controller.cli import register_subcommand
 from controller.grpc_service import ControlServicer
-from controller.live import LiveSystem
+from controller.live import LiveSystem, validation_message
 from controller.rest import create_app
 from controller.settings import ControllerSettings
 from controller.solve_pool import SolvePool
@@ -100,8 +100,11 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"controller: cannot listen: {exc}", file=sys.stderr)
         return 2
-    except (SplitbedError, ValidationError) as exc:
-        print(f"controller: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"controller: error: {validation_message(exc)}", file=sys.stderr)
+        return 2
+    except SplitbedError as exc:
+        print(f"controller: error: {exc}", file=sys.stderr)
         return 2
     return 0
 
