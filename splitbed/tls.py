@@ -104,8 +104,8 @@ def read_token(token: str | None, token_file: str | None) -> str | None:
     return lines[0].split()[-1]  # "TOKEN" or "ROLE TOKEN"
 
 
-class _TokenInterceptor(aio.UnaryUnaryClientInterceptor, aio.UnaryStreamClientInterceptor):
-    """Adds `authorization: Bearer <token>` to every call on the channel."""
+class _Token:
+    """Adds `authorization: Bearer <token>` to a call's metadata."""
 
     def __init__(self, token: str) -> None:
         self._pair = ("authorization", f"Bearer {token}")
@@ -115,10 +115,15 @@ class _TokenInterceptor(aio.UnaryUnaryClientInterceptor, aio.UnaryStreamClientIn
         return aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
                                      details.wait_for_ready)
 
+
+# Two classes: grpc.aio files each interceptor under one call type only (the first base it matches).
+class _UnaryToken(_Token, aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, client_call_details: aio.ClientCallDetails,
                                     request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
 
+
+class _StreamToken(_Token, aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, client_call_details: aio.ClientCallDetails,
                                      request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
@@ -127,7 +132,7 @@ class _TokenInterceptor(aio.UnaryUnaryClientInterceptor, aio.UnaryStreamClientIn
 def aio_channel(address: str, files: TlsFiles = TlsFiles(), *, token: str | None = None,
                 options: Sequence[tuple[str, Any]] | None = None) -> aio.Channel:
     """A grpc.aio channel: TLS when `files` say so, the bearer token on every call when given."""
-    interceptors = [_TokenInterceptor(token)] if token else None
+    interceptors: list[Any] | None = [_UnaryToken(token), _StreamToken(token)] if token else None
     creds = channel_credentials(files)
     if creds is None:
         return aio.insecure_channel(address, options=options, interceptors=interceptors)
