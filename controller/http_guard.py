@@ -11,12 +11,12 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller.auth import Authority, Principal, check_node_id
+from controller.auth import NODE_ID, Authority, Principal, check_node_id
 from controller.solve_pool import Busy
 from splitbed import errors
 
@@ -126,6 +126,7 @@ def access(authority: Authority) -> tuple[Check, Check]:
     return admin, reader
 
 
-def node_id_param(node_id: str) -> str:
+def node_id_param(node_id: str = Path(pattern=NODE_ID.pattern, max_length=64,
+                                     description="node id: 1-64 of A-Z a-z 0-9 . _ -")) -> str:
     """Path parameter check: a malformed id is 422, never a lookup."""
     return check_node_id(node_id)

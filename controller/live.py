@@ -202,10 +202,15 @@ class LiveSystem:
                          pins: dict[str, float] | None = None) -> Answer:
         problem = self.current_problem(latency_s, energy_j, pins)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.solver_pool,
-            lambda: self.planner.solve(problem, solver=self.settings.solver, scheme=self.settings.scheme),
-        )
+        try:
+            return await loop.run_in_executor(
+                self.solver_pool,
+                lambda: self.planner.solve(problem, solver=self.settings.solver, scheme=self.settings.scheme),
+            )
+        except (ArithmeticError, ValueError) as exc:  # each value in range, together beyond the solver's numbers
+            logger.warning("live solve failed on its numbers: %s", exc)
+            raise InvalidArgument(f"budget/pins {problem.budget.model_dump()} {problem.pins.model_dump()} are "
+                                  f"numerically out of range for the solver: {exc}") from None
 
     async def replan(self, reason: str, *, latency_s: float | None = None, energy_j: float | None = None,
                      pins: dict[str, float] | None = None) -> tuple[Answer, Plan | None]:

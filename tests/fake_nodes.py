@@ -42,6 +42,10 @@ class Node:
         try:
             for config in self.stream:
                 self.configs.put(config)
+                if config.reprofile:  # as a real node does: measure and report the profile
+                    self.stub.ReportTelemetry(control_pb2.TelemetryReport(node_id=self.node_id,
+                                                                          profile=profile(self.role)),
+                                              metadata=self.metadata, timeout=10)
                 if self.ack and not config.reprofile and config.version:
                     self.stub.Ack(control_pb2.AckRequest(
                         node_id=self.node_id, version=config.version, ok=not self.fail,
