@@ -135,7 +135,10 @@ done
 docker image ls --format '  {{.Repository}}:{{.Tag}} {{.Size}}' | grep ":$TAG" || true
 
 # --- 5. the compose demo ---------------------------------------------------
-export SPLITBED_TAG=$TAG RESULTS_DIR="$WORK/results" CONTROLLER_REST_PUBLISH=127.0.0.1:0
+export SPLITBED_TAG=$TAG RESULTS_DIR="$WORK/results" CONTROLLER_REST_PUBLISH=127.0.0.1:0 CERTS_DIR="$WORK/certs"
+# TLS and tokens on: a development CA, one certificate and token per node (keys readable by the containers' uid).
+KEY_MODE=0644 scripts/dev-certs.sh "$CERTS_DIR" controller edge-0,edge device-1 device-2 admin >/dev/null
+KEY_MODE=0644 scripts/dev-tokens.sh "$CERTS_DIR" controller edge-0 device-1 device-2 >/dev/null
 export AGENT_SEQ_LEN=${AGENT_SEQ_LEN:-64} AGENT_REPEAT=${AGENT_REPEAT:-1}
 mkdir -p "$RESULTS_DIR"
 compose() { "${COMPOSE[@]}" -p "$PROJECT" "$@"; }
@@ -163,7 +166,7 @@ done
 
 log "GET /v1/nodes (from inside the controller container)"
 compose exec -T controller python3 -c \
-  'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:8080/v1/nodes", timeout=10).read().decode())' \
+  'import ssl, sys, urllib.request; c = ssl.create_default_context(cafile="/certs/ca.pem"); c.load_cert_chain("/certs/admin.pem", "/certs/admin.key"); sys.stdout.write(urllib.request.urlopen("https://127.0.0.1:8080/v1/nodes", timeout=10, context=c).read().decode())' \
   >"$WORK/nodes.json" || fail "could not query /v1/nodes"
 compose logs --no-color >"$WORK/compose.log" 2>&1 || true
 [[ "$agent_failed" == 0 ]] || fail "an agent failed; see $WORK/agents.log"

@@ -10,6 +10,8 @@
 # SAN. The controller checks a node's CN/SAN against the node id it claims, so
 # name node certificates after the node ids. An existing CA in DIR is reused.
 # For development and tests only: the keys are unencrypted, valid 825 days.
+# KEY_MODE=0644 makes the keys readable by other users (containers running as
+# another uid read them from a bind mount); the default is 0600.
 set -euo pipefail
 [[ $# -ge 2 ]] || { echo "usage: $0 DIR NAME[,ALIAS...] ..." >&2; exit 2; }
 command -v openssl >/dev/null || { echo "dev-certs: openssl not found" >&2; exit 2; }
@@ -35,4 +37,5 @@ for spec in "$@"; do
   rm -f "$DIR/$name.csr" "$ext"
 done
 chmod 644 "$DIR"/*.pem
+chmod "${KEY_MODE:-0600}" "$DIR"/*.key
 echo "dev-certs: CA $DIR/ca.pem; certificates for: $*"

@@ -187,3 +187,15 @@ def test_server_only_tls_and_reads_behind_a_token(pki):
         edge.close()
     finally:
         assert proc.stop() == 0, proc.output()
+
+
+def test_container_health_probe_gets_in_over_mutual_tls(pki, secured):
+    """docker/healthcheck.py (the compose healthchecks) with the service's own certificate."""
+    from tests.test_deploy import load_healthcheck
+
+    probe = load_healthcheck()
+    own = files(pki, "controller")
+    assert probe.check(secured.address, "splitbed.v1.ControlService", 5.0, own.ca, own.cert, own.key) == \
+        (True, "SERVING")
+    ok, seen = probe.check(secured.address, "", 5.0)  # plaintext probe: refused
+    assert not ok and seen.startswith("UNAVAILABLE")
