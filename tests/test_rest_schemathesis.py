@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from splitbed.launch import ROOT, child_env, start_controller
+from splitbed.launch import child_env, start_controller
 from tests.fake_nodes import Node
 
 pytestmark = pytest.mark.slow
