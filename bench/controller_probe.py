@@ -214,16 +214,66 @@ def cli_case(tmp: Path) -> None:
     row("cli: serve --log-level INFO", f"{sum(' INFO ' in ln for ln in out.splitlines())} INFO lines")
 
 
+def secured_case(tmp: Path) -> None:
+    tokens = tmp / "tokens"
+    tokens.write_text("admin admin-token-0123456789\nnode:edge-0 edge0-token-0123456789\n"
+                      "node:device-0 device0-token-0123456789\n")
+    proc = _ctl(tmp / "sec.sqlite", ["--token-file", str(tokens)])
+    ch = grpc.insecure_channel(proc.address)
+    stub = control_pb2_grpc.ControlServiceStub(ch)
+
+    def code(call, request, token: str | None) -> str:
+        md = [("authorization", f"Bearer {token}")] if token else None
+        try:
+            call(request, metadata=md, timeout=10)
+            return "accepted"
+        except grpc.RpcError as exc:
+            return exc.code().name
+
+    reg = control_pb2.RegisterRequest(node_id="edge-0", role=control_pb2.ROLE_SERVER, profile=profile("server"))
+    row("with --token-file: anonymous register as edge-0", code(stub.Register, reg, None))
+    row("with --token-file: device-0's token registers as edge-0", code(stub.Register, reg, "device0-token-0123456789"))
+    tel = control_pb2.TelemetryReport(node_id="device-0", values={"gain": 1e-9})
+    row("with --token-file: edge-0's token reports for device-0",
+        code(stub.ReportTelemetry, tel, "edge0-token-0123456789"))
+    r = httpx.put(f"{proc.rest_url}/v1/budget", json={"latency_s": 0.4, "energy_j": 0.2}, timeout=30)
+    row("with --token-file: anonymous PUT /v1/budget", f"HTTP {r.status_code}")
+    ch.close()
+    proc.stop()
+
+
+def bind_case(tmp: Path) -> None:
+    import psutil
+
+    port_file = tmp / "bind-ports"
+    p = subprocess.Popen([sys.executable, "-m", "controller", "serve", "--grpc-port", "0", "--rest-port", "0",
+                          *(["--state", str(tmp / "bind.sqlite")] if HAS_STATE else []),
+                          "--port-file", str(port_file)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                         env=child_env(), cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not (port_file.exists() and port_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    ips = {c.laddr.ip for c in psutil.Process(p.pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}
+    p.terminate()
+    p.wait(30)
+    row("controller serve without --host listens on", sorted(ips))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller storm and shorter ack timeout")
+    parser.add_argument("--quick", action="store_true", help="shorter ack timeout (10 s, not 60 s)")
+    parser.add_argument("--splits", type=int, default=256, help="splits per stateless solve in the storm")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ctl-probe-"))
     restart_case(tmp)
     dead_server_case(tmp, 10.0 if args.quick else 60.0)
-    storm_case(tmp, 300 if args.quick else 1000, 4)
+    storm_case(tmp, args.splits, 4)
     bad_input_case(tmp)
     cli_case(tmp)
+    if HAS_STATE:  # token options exist
+        secured_case(tmp)
+    bind_case(tmp)
 
 
 if __name__ == "__main__":

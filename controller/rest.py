@@ -86,8 +86,8 @@ def _refused(detail: str, answer: Answer, live: LiveSystem | None = None) -> JSO
     return JSONResponse(status_code=409, content=content)
 
 
-def add_live_routes(app: FastAPI, live: LiveSystem, admin: Any, reader: Any) -> None:
-    """Routes that show or change the live system (writes: admin role)."""
+def add_node_routes(app: FastAPI, live: LiveSystem, admin: Any, reader: Any) -> None:
+    """Routes that show or change the registered nodes (writes: admin role)."""
 
     @app.get("/v1/nodes", summary="Registered agents and servers: profiles, telemetry, applied config",
              dependencies=[Depends(reader)])
@@ -105,6 +105,11 @@ def add_live_routes(app: FastAPI, live: LiveSystem, admin: Any, reader: Any) -> 
     async def reprofile(node_id: str = Depends(node_id_param)) -> dict[str, Any]:
         await live.request_profile(node_id)
         return next(n for n in nodes_view(live) if n["node_id"] == node_id)
+
+
+
+def add_plan_routes(app: FastAPI, live: LiveSystem, admin: Any, reader: Any) -> None:
+    """Routes that show or change the plan, the budget and the pins (writes: admin role)."""
 
     @app.post("/v1/replan", summary="Re-plan now from the nodes' current profiles and push",
               dependencies=[Depends(admin)])
@@ -167,7 +172,8 @@ def create_app(live: LiveSystem, authority: Authority | None = None, solve_pool:
         # Serialised once by pydantic-core; returning the model would re-validate it (~25 ms for 13 splits).
         return Response(content=await pool.solve(problem, solver, scheme), media_type="application/json")
 
-    add_live_routes(app, live, admin, reader)
+    add_node_routes(app, live, admin, reader)
+    add_plan_routes(app, live, admin, reader)
 
     @app.get("/healthz", response_class=PlainTextResponse, summary="Liveness: always open, no token")
     async def healthz() -> str:
