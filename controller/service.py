@@ -68,10 +68,11 @@ async def serve(settings: ControllerSettings) -> None:
     grpc_server = await start_server([register], host=settings.host, port=settings.grpc_port,
                                      grace_s=settings.grace_s, credentials=server_credentials(tls))
     config = uvicorn.Config(create_app(live, authority, pool), log_level="warning", lifespan="off",
-                            **uvicorn_ssl_kwargs(tls))
+                            timeout_graceful_shutdown=max(settings.grace_s, 0.1), **uvicorn_ssl_kwargs(tls))
     rest = _Server(config)
 
     async def stop() -> None:
+        pool.close()  # stateless solves in flight are abandoned, not waited for
         rest.should_exit = True
         await grpc_server.stop()
 

@@ -75,4 +75,8 @@ class SolvePool:
         return Answer.model_validate_json(await self.solve(problem, solver, scheme))
 
     def close(self) -> None:
+        """Stop now: a solve in progress is abandoned (its caller is gone with the server anyway)."""
+        # Before Python 3.14 (terminate_workers) there is no public way to stop a busy worker process.
+        for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+            proc.terminate()
         self._pool.shutdown(wait=False, cancel_futures=True)
