@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import socket
 import sys
@@ -68,7 +69,7 @@ async def serve(settings: ControllerSettings) -> None:
     grpc_server = await start_server([register], host=settings.host, port=settings.grpc_port,
                                      grace_s=settings.grace_s, credentials=server_credentials(tls))
     config = uvicorn.Config(create_app(live, authority, pool), log_level="warning", lifespan="off",
-                            timeout_graceful_shutdown=max(settings.grace_s, 0.1), **uvicorn_ssl_kwargs(tls))
+                            timeout_graceful_shutdown=max(1, math.ceil(settings.grace_s)), **uvicorn_ssl_kwargs(tls))
     rest = _Server(config)
 
     async def stop() -> None:
