@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -39,6 +40,11 @@ def validation_message(exc: ValidationError) -> str:
         loc = ".".join(str(x) for x in err["loc"]) or "(body)"
         parts.append(f"{loc}: {err['msg']}")
     return "; ".join(parts)
+
+
+def _finite(values: dict[str, float]) -> dict[str, float]:
+    """What a node reports, without NaN/inf (they could not be shown as JSON, nor planned with)."""
+    return {k: v for k, v in values.items() if math.isfinite(v)}
 
 
 class LiveSystem:
@@ -121,7 +127,7 @@ class LiveSystem:
         node = self.node(req.node_id)
         if req.ok:
             node.acked_version = max(node.acked_version, req.version)
-            node.applied = {f: getattr(req.applied, f) for f in PIN_FIELDS}
+            node.applied = _finite({f: getattr(req.applied, f) for f in PIN_FIELDS})
             node.applied_sources = dict(list(req.sources.items())[:32])
             node.ack_error = None
         else:
@@ -137,7 +143,7 @@ class LiveSystem:
         if len(node.telemetry) + len(report.values) > 256:
             node.telemetry.clear()  # bounded: a node cannot grow the controller without limit
             node.telemetry_sources.clear()
-        node.telemetry.update(report.values)
+        node.telemetry.update(_finite({k[:64]: v for k, v in report.values.items()}))
         node.telemetry_sources.update({k: v[:200] for k, v in report.sources.items()})
         self.registry.seen(node)
         if report.HasField("profile"):

@@ -189,3 +189,19 @@ def test_full_registry_makes_room_by_dropping_stale_nodes():
         a.close(), b.close(), c.close()
     finally:
         proc.stop()
+
+
+def test_non_finite_reports_cannot_poison_the_views():
+    proc = start_controller()
+    server = Node(proc.address, "edge-0", "server")
+    try:
+        server.stub.ReportTelemetry(control_pb2.TelemetryReport(
+            node_id="edge-0", values={"rss": float("nan"), "gain": float("inf"), "ok": 1.0}), timeout=10)
+        server.stub.Ack(control_pb2.AckRequest(node_id="edge-0", version=1, ok=True,
+                                               applied=control_pb2.Knobs(power_w=float("nan"))), timeout=10)
+        r = httpx.get(f"{proc.rest_url}/v1/nodes", timeout=30)
+        assert r.status_code == 200 and r.json()[0]["telemetry"] == {"ok": 1.0}
+        assert "power_w" not in r.json()[0]["applied"]
+    finally:
+        server.close()
+        proc.stop()
