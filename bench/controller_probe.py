@@ -22,8 +22,8 @@ import grpc
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from splitbed.launch import ROOT, child_env, start_controller
 from splitbed.v1 import control_pb2, control_pb2_grpc
+from tests.launch import ROOT, child_env, start_controller
 from tests.test_controller_protocol import FakeNode, profile
 
 EXAMPLE = json.loads((ROOT / "examples" / "one_split.json").read_text())

@@ -55,7 +55,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
                                            request.applied_version)
         if self.live.ready() and (self.live.plan is None or changed):
             reason = "nodes registered" if self.live.plan is None else f"profile of {request.node_id} changed"
-            asyncio.get_running_loop().create_task(self.live._replan_quietly(reason))
+            asyncio.get_running_loop().create_task(self.live.replan_quietly(reason))
         return control_pb2.RegisterResponse(node_id=request.node_id, current_version=self.live.version)
 
     async def WatchConfig(  # noqa: N802

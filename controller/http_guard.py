@@ -7,6 +7,7 @@ input is reported, not serialised).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,19 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.auth import NODE_ID, Authority, Principal, check_node_id
-from controller.solve_pool import Busy
 from splitbed import errors
-
-HTTP_CODES: list[tuple[type[errors.SplitbedError], int]] = [
-    (errors.InvalidArgument, 422),
-    (errors.NotFound, 404),
-    (errors.FailedPrecondition, 409),
-    (errors.Unavailable, 503),
-    (errors.PermissionDenied, 403),
-    (errors.Unauthenticated, 401),
-    (Busy, 429),
-    (errors.ResourceExhausted, 413),
-]
 
 
 class BodyLimit:
@@ -78,6 +67,28 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+class AdminOnly:
+    """ASGI middleware: POSTs to `paths` need the admin role, whichever handler (or middleware) serves them."""
+
+    def __init__(self, app: ASGIApp, authority: Authority, paths: tuple[str, ...]) -> None:
+        self.app, self.authority, self.paths = app, authority, paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].rstrip("/") in self.paths:
+            auth = dict(scope.get("headers") or []).get(b"authorization")
+            try:
+                self.authority.admin(auth.decode("latin-1") if auth is not None else None)
+            except errors.SplitbedError as exc:
+                body = json.dumps({"detail": str(exc), "error": type(exc).__name__}).encode()
+                headers = [(b"content-type", b"application/json")]
+                if exc.http_status == 401:
+                    headers.append((b"www-authenticate", b"Bearer"))
+                await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
 def _safe(value: Any) -> Any:
     """JSON-safe copy of a validation error's input: non-finite numbers become their names."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -99,7 +110,7 @@ def validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.SplitbedError)
     async def _domain_error(request: Request, exc: errors.SplitbedError) -> JSONResponse:
-        code = next((c for cls, c in HTTP_CODES if isinstance(exc, cls)), 500)
+        code = exc.http_status  # the one table: splitbed.errors
         headers = {"WWW-Authenticate": "Bearer"} if code == 401 else ({"Retry-After": "1"} if code == 429 else None)
         return JSONResponse(status_code=code, content={"detail": str(exc), "error": type(exc).__name__},
                             headers=headers)

@@ -31,6 +31,7 @@ UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
 Hz = Annotated[float, Field(gt=0.0, le=1e12)]
 Count = Annotated[float, Field(ge=0.0, le=1e18)]
 MAX_SPLITS = 4096  # hard ceiling of the contract; services apply their own (smaller) limit
+MAX_CLOCK_STEPS = 1024
 
 
 class _Strict(BaseModel):
@@ -44,15 +45,22 @@ class ProcessorSpec(_Strict):
     pue: PosFloat = Field(le=100.0, description="power usage effectiveness eta")
     power_coeff: PosFloat = Field(le=1e-12, description="chip power coefficient phi, W/(cycle/s)^3")
     f_min_hz: NonNegFloat = Field(default=0.0, le=1e12, description="lowest clock the hardware offers, Hz (0 = any)")
+    clock_steps_hz: list[Annotated[float, Field(gt=0.0, le=1e12)]] = Field(
+        default_factory=list, max_length=MAX_CLOCK_STEPS,
+        description="discrete clocks the hardware offers, Hz; plans put f on these steps (empty = continuous)",
+    )
 
     @model_validator(mode="after")
     def _clock_range(self) -> ProcessorSpec:
         if self.f_min_hz > self.f_max_hz:
             raise ValueError("f_min_hz exceeds f_max_hz")
+        if any(f > self.f_max_hz * (1 + 1e-9) for f in self.clock_steps_hz):
+            raise ValueError("clock_steps_hz: a step exceeds f_max_hz")
         return self
 
     def to_model(self) -> Processor:
-        return Processor(self.f_max_hz, self.flops_per_cycle, self.pue, self.power_coeff, self.f_min_hz)
+        steps = tuple(sorted({f for f in self.clock_steps_hz if f >= self.f_min_hz * (1 - 1e-9)}))
+        return Processor(self.f_max_hz, self.flops_per_cycle, self.pue, self.power_coeff, self.f_min_hz, steps)
 
 
 class LinkSpec(_Strict):

@@ -16,8 +16,9 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.auth import Authority
-from controller.http_guard import BodyLimit, access, install_error_handlers, node_id_param
+from controller.http_guard import AdminOnly, BodyLimit, access, install_error_handlers, node_id_param
 from controller.live import PIN_FIELDS, LiveSystem
+from controller.multi_rest import MultiSolveMiddleware
 from controller.problem import Answer, Problem
 from controller.solve_pool import SolvePool
 
@@ -161,8 +162,12 @@ def create_app(live: LiveSystem, authority: Authority | None = None, solve_pool:
                   description="Plans split point, pruning ratios, transmit power and clocks (problem P1) and "
                               "pushes them to the device agents and edge servers.")
     install_error_handlers(app)
+    authority = authority or Authority(None)
+    # Outermost last: body limit, then the admin check on every solve, then the multi-device form.
+    app.add_middleware(MultiSolveMiddleware, live=live)  # POST /v1/solve with "devices": the multi-device form
+    app.add_middleware(AdminOnly, authority=authority, paths=("/v1/solve",))
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes or live.settings.max_body_bytes)
-    admin, reader = access(authority or Authority(None))
+    admin, reader = access(authority)
     pool = solve_pool or SolvePool(live.settings)
 
     @app.post("/v1/solve", response_model=Answer, summary="Solve P1 for a problem (stateless)",

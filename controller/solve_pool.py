@@ -25,6 +25,8 @@ _planner: Planner | None = None
 class Busy(ResourceExhausted):
     """Every stateless solver is busy and the queue is full (HTTP 429)."""
 
+    http_status = 429
+
 
 def _init_worker(max_iter: int, time_limit_s: float) -> None:
     global _planner

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import numpy as np
 import torch
 
 from device_agent.node import DeviceNode
+from device_agent.record import TIMING_SOURCES, RequestRecord
 from device_agent.report import add_fidelity, print_summary, print_versions, write_jsonl
-from device_agent.runner import TIMING_SOURCES, DeviceRunner
+from device_agent.runner import DeviceRunner
 from device_agent.samples import load_texts
 from device_agent.settings import AgentSettings
-from splitbed.control import ControlLink
+from splitbed.control_client import ControlClient
 from splitbed.errors import Unavailable
-from splitbed.model import load_full_model
+from splitbed.model import load_device_part, load_full_model, resolve_model
+from splitbed.side.calibrate_command import calibrate_command
 from splitbed.tls import TlsFiles, read_token
 from splitbed.v1 import control_pb2
 
@@ -33,48 +34,52 @@ def reference_embeddings(runner: DeviceRunner, texts: list[str]) -> np.ndarray:
     return torch.stack(outs).float().cpu().numpy()
 
 
-async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tuple[ControlLink, DeviceNode]:
+async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tuple[ControlClient, DeviceNode]:
     assert settings.controller is not None
-    node = DeviceNode(runner)
-    link = ControlLink(settings.controller, settings.node_id, control_pb2.ROLE_DEVICE, profile=node.profile,
-                       apply=node.apply, tls=TlsFiles.of(settings),
-                       token=read_token(settings.token, settings.token_file))
-    link.start()
+    node = DeviceNode.of(runner)
+    control = ControlClient(settings.controller, settings.node_id, control_pb2.ROLE_DEVICE, node,
+                            tls=TlsFiles.of(settings), token=read_token(settings.token, settings.token_file))
+    control.start()
     try:
-        await asyncio.wait_for(link.first_config.wait(), settings.wait_config_s)
-    except TimeoutError:
-        await link.close()
+        await asyncio.wait_for(control.first_config.wait(), settings.wait_config_s)
+    except asyncio.TimeoutError:  # wait_for's; not the builtin TimeoutError on 3.10
+        await control.close()
         raise Unavailable(f"no plan from controller {settings.controller} within {settings.wait_config_s:.0f} s "
                           "(is it running, and is an edge server registered with it?)") from None
-    return link, node
+    return control, node
+
+
+async def run_workload(runner: DeviceRunner, settings: AgentSettings, texts: list[str]) -> list[RequestRecord]:
+    """The records of the whole workload, under the controller when there is one."""
+    control: ControlClient | None = None
+    try:
+        await runner.connect(standalone=not settings.controller)
+        if not settings.controller:
+            return await runner.run(texts)
+        control, node = await follow_controller(runner, settings)
+
+        async def on_record(rec: RequestRecord) -> None:
+            node.observe(rec)
+            if control is not None:
+                await control.report_telemetry()
+
+        return await runner.run(texts, on_record)
+    finally:
+        if control is not None:
+            await control.close()
+        await runner.close()
 
 
 async def run_agent(settings: AgentSettings) -> int:
     texts = load_texts(settings.texts)
     runner = DeviceRunner(settings)
-    link: ControlLink | None = None
-    try:
-        await runner.connect(standalone=not settings.controller)
-        on_record: Any = None
-        if settings.controller:
-            link, node = await follow_controller(runner, settings)
-
-            async def on_record(rec: dict[str, Any]) -> None:
-                report = node.telemetry(rec)
-                if report is not None and link is not None:
-                    await link.report(*report)
-
-        records = await runner.run(texts, on_record)
-    finally:
-        if link is not None:
-            await link.close()
-        await runner.close()
+    records = await run_workload(runner, settings, texts)
     if settings.reference:
         ref = reference_embeddings(runner, texts)
         add_fidelity(records, np.concatenate([ref] * settings.repeat))
     for rec in records:
-        rec["timing_sources"] = TIMING_SOURCES
-        rec["model_label"] = runner.source.label
+        rec.timing_sources = TIMING_SOURCES
+        rec.model_label = runner.source.label
     write_jsonl(settings.out, records)
     if not settings.quiet:
         st = runner.state
@@ -87,28 +92,14 @@ async def run_agent(settings: AgentSettings) -> int:
     return 0
 
 
-def calibrate_device(settings: AgentSettings, freqs: list[float] | None, as_json: bool) -> int:
-    """Fit phi on this device with its own front layers as the workload."""
-    from splitbed.calibration import report, run_calibration
-    from splitbed.model import load_device_part, resolve_model
-    from splitbed.stage import Stage
+def run_command(settings: AgentSettings) -> int:
+    """`device-agent run`."""
+    return asyncio.run(run_agent(settings))
 
+
+def calibrate(settings: AgentSettings, freqs: list[float] | None, as_json: bool) -> int:
+    """Fit phi on this device with its own front layers as the workload."""
     source = resolve_model(settings.model)
     part = load_device_part(source, max(settings.split, 1), rho=settings.rho, method=settings.method,
                             device=settings.device)
-    stage = Stage(settings.clock, settings.clock_profile, settings.energy, pue=settings.pue,
-                  phi=settings.power_coeff, host_flops_per_s=settings.host_flops_per_s)
-    seq = settings.seq_len or 128
-    ids = torch.full((1, seq), 1000, dtype=torch.long)
-    from splitbed.model import profile_part
-
-    flops = profile_part(part, seq).flops
-
-    def workload() -> float:
-        with torch.inference_mode():
-            for _ in range(10):
-                part(ids, torch.ones_like(ids), torch.zeros_like(ids))
-        return 10.0 * flops
-
-    report(run_calibration(stage, workload, freqs=freqs), as_json)
-    return 0
+    return calibrate_command(settings, part, settings.seq_len or 128, freqs, as_json)

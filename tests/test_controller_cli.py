@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from splitbed.launch import ROOT, child_env, start_controller
+from tests.launch import ROOT, child_env, start_controller
 
 
 def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

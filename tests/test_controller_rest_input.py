@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from splitbed.launch import ROOT, start_controller
 from tests.fake_nodes import Node
+from tests.launch import ROOT, start_controller
 
 EXAMPLE = json.loads((ROOT / "examples" / "one_split.json").read_text())
 GOOD = json.dumps(EXAMPLE)

@@ -12,9 +12,9 @@ import grpc
 import httpx
 import pytest
 
-from splitbed.launch import start_controller
 from splitbed.v1 import control_pb2, control_pb2_grpc
 from tests.fake_nodes import Node, profile
+from tests.launch import start_controller
 
 BUDGET = ["--latency-budget-s", "0.3", "--energy-budget-j", "0.1"]
 

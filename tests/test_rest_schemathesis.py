@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from splitbed.launch import child_env, start_controller
 from tests.fake_nodes import Node
+from tests.launch import child_env, start_controller
 
 pytestmark = pytest.mark.slow
 

@@ -17,10 +17,10 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from splitbed.launch import ROOT, start_controller
 from splitbed.tls import TlsFiles, httpx_ssl_context, sync_channel
 from splitbed.v1 import control_pb2, control_pb2_grpc
 from tests.fake_nodes import Node, profile
+from tests.launch import ROOT, start_controller
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl for scripts/dev-certs.sh")
 
@@ -205,7 +205,7 @@ def test_rest_client_commands_speak_tls_with_tokens(pki, secured, tmp_path):
     """`controller plan/budget --url https://...` with the client TLS flags and a token file."""
     import sys
 
-    from splitbed.launch import child_env
+    from tests.launch import child_env
 
     admin = files(pki, "admin")
     token = tmp_path / "admin.token"

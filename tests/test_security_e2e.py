@@ -15,8 +15,8 @@ import httpx
 import psutil
 import pytest
 
-from splitbed.launch import ROOT, child_env, start, start_controller
 from splitbed.tls import httpx_ssl_context
+from tests.launch import ROOT, child_env, start, start_controller
 from tests.test_security import TOKENS, files, pki, server_flags  # noqa: F401 - pki is a fixture
 
 pytestmark = pytest.mark.slow

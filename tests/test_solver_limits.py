@@ -6,7 +6,7 @@ import json
 
 from controller.planner import Planner
 from controller.problem import Problem
-from splitbed.launch import ROOT
+from tests.launch import ROOT
 
 PAPER = json.loads((ROOT / "examples" / "paper.json").read_text())
 
