@@ -111,7 +111,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.SplitbedError)
     async def _domain_error(request: Request, exc: errors.SplitbedError) -> JSONResponse:
         code = exc.http_status  # the one table: splitbed.errors
-        headers = {"WWW-Authenticate": "Bearer"} if code == 401 else ({"Retry-After": "1"} if code == 429 else None)
+        headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
         return JSONResponse(status_code=code, content={"detail": str(exc), "error": type(exc).__name__},
                             headers=headers)
 

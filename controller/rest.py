@@ -174,6 +174,10 @@ def create_app(live: LiveSystem, authority: Authority | None = None, solve_pool:
               dependencies=[Depends(admin)])
     async def solve(problem: Problem, solver: Literal["exact", "sca"] = Query("exact"),
                     scheme: str = Query("joint", max_length=64)) -> Response:
+        if pool.busy():
+            return JSONResponse(status_code=429, headers={"Retry-After": "1"}, content={
+                "detail": "every stateless solver is busy and the queue is full (solve_workers + solve_queue); "
+                          "retry later", "error": "ResourceExhausted"})
         # Serialised once by pydantic-core; returning the model would re-validate it (~25 ms for 13 splits).
         return Response(content=await pool.solve(problem, solver, scheme), media_type="application/json")
 

@@ -3,7 +3,7 @@
 They never share the live planner's thread, nor (being in other processes) its
 interpreter lock, so a storm of large stateless solves cannot delay a live
 re-plan beyond the CPU it takes. The pool is bounded: `workers` solve, at most
-`queue` more wait, and beyond that the caller gets 429 / RESOURCE_EXHAUSTED at
+`queue` more wait, and beyond that the caller gets 429 (REST) / RESOURCE_EXHAUSTED at
 once. Problems cross to the workers as the JSON they arrived as (re-validated
 there); nothing is pickled but strings.
 """
@@ -20,12 +20,6 @@ from controller.settings import ControllerSettings
 from splitbed.errors import InvalidArgument, ResourceExhausted
 
 _planner: Planner | None = None
-
-
-class Busy(ResourceExhausted):
-    """Every stateless solver is busy and the queue is full (HTTP 429)."""
-
-    http_status = 429
 
 
 def _init_worker(max_iter: int, time_limit_s: float) -> None:
@@ -57,14 +51,18 @@ class SolvePool:
             raise InvalidArgument(f"splits: {len(problem.splits)} candidate splits; at most {self.max_splits} "
                                   "(max_splits)")
 
+    def busy(self) -> bool:
+        """Every worker busy and the queue full: a new solve would be refused (REST answers 429)."""
+        return self._pending >= self.capacity
+
     async def solve(self, problem: Problem, solver: str, scheme: str) -> str:
-        """The answer as JSON; Busy when the pool and its queue are full."""
+        """The answer as JSON; ResourceExhausted when the pool and its queue are full."""
         self.check(problem)
         if solver not in ("exact", "sca"):
             raise InvalidArgument(f"solver: unknown {solver!r}; choose exact or sca")
-        if self._pending >= self.capacity:
-            raise Busy(f"{self._pending} stateless solves running or queued (solve_workers + solve_queue); "
-                       "retry later")
+        if self.busy():
+            raise ResourceExhausted(f"{self._pending} stateless solves running or queued "
+                                    "(solve_workers + solve_queue); retry later")
         self._pending += 1
         try:
             loop = asyncio.get_running_loop()
