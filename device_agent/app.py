@@ -18,6 +18,7 @@ from splitbed.control_client import ControlClient
 from splitbed.errors import Unavailable
 from splitbed.model import load_device_part, load_full_model, resolve_model
 from splitbed.side.calibrate_command import calibrate_command
+from splitbed.tls import TlsFiles, read_token
 from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ def reference_embeddings(runner: DeviceRunner, texts: list[str]) -> np.ndarray:
 async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tuple[ControlClient, DeviceNode]:
     assert settings.controller is not None
     node = DeviceNode.of(runner)
-    control = ControlClient(settings.controller, settings.node_id, control_pb2.ROLE_DEVICE, node)
+    control = ControlClient(settings.controller, settings.node_id, control_pb2.ROLE_DEVICE, node,
+                            tls=TlsFiles.of(settings), token=read_token(settings.token, settings.token_file))
     control.start()
     try:
         await asyncio.wait_for(control.first_config.wait(), settings.wait_config_s)

@@ -12,6 +12,7 @@ from splitbed import aio_compat
 from splitbed.errors import SplitbedError, Unavailable
 from splitbed.grpc_errors import translate_rpc_error
 from splitbed.grpc_server import channel_options
+from splitbed.tls import TlsFiles, aio_channel
 from splitbed.v1 import inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -25,10 +26,11 @@ class InferenceClient:
     an answer with the wrong input.
     """
 
-    def __init__(self, address: str, *, max_message_bytes: int, timeout_s: float) -> None:
+    def __init__(self, address: str, *, max_message_bytes: int, timeout_s: float,
+                 tls: TlsFiles | None = None) -> None:
         self.address = address
         self._timeout_s = timeout_s
-        self._channel = aio.insecure_channel(address, options=channel_options(max_message_bytes))
+        self._channel = aio_channel(address, tls or TlsFiles(), options=channel_options(max_message_bytes))
         self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
         self._call: aio.StreamStreamCall | None = None
 

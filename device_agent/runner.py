@@ -28,6 +28,7 @@ from splitbed.metrics import Metrics
 from splitbed.model import DevicePart, load_device_part, load_tokenizer, tokenize
 from splitbed.side.hardware import ComputeHardware, ComputeTiming
 from splitbed.side.timed import flops_of, open_model, timed_forward
+from splitbed.tls import TlsFiles
 from splitbed.v1 import control_pb2, inference_pb2
 
 logger = logging.getLogger(__name__)
@@ -88,13 +89,14 @@ class DeviceRunner:
             self.uplink.apply_power(settings.power_w)
             self.state = dataclasses.replace(self.state, power_w=settings.power_w)
         self.client = InferenceClient(
-            settings.server, max_message_bytes=settings.max_message_bytes, timeout_s=settings.timeout_s
+            settings.server, max_message_bytes=settings.max_message_bytes, timeout_s=settings.timeout_s,
+            tls=TlsFiles.of(settings),
         )
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="device-compute")
         self._limits = Limits(max_bytes=settings.max_message_bytes)
         self.metrics = Metrics("device")
         if settings.metrics_port is not None:
-            self.metrics.serve(settings.metrics_port)
+            self.metrics.serve(settings.metrics_port, host=settings.host)
 
     def load_part(self, split: int, rho: float, method: str) -> DevicePart:
         part = load_device_part(self.source, split, rho=rho, method=method, device=self.settings.device,

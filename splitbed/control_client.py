@@ -17,6 +17,7 @@ from grpc import aio
 
 from splitbed.errors import SplitbedError
 from splitbed.node_contract import ControlledNode
+from splitbed.tls import TlsFiles, aio_channel
 from splitbed.v1 import control_pb2, control_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ class ControlClient:
     """
 
     def __init__(self, address: str, node_id: str, role: int, node: ControlledNode, *, serve_address: str = "",
-                 telemetry_every_s: float | None = None, backoff_s: tuple[float, float] = (0.2, 5.0)) -> None:
+                 telemetry_every_s: float | None = None, backoff_s: tuple[float, float] = (0.2, 5.0),
+                 tls: TlsFiles | None = None, token: str | None = None) -> None:
         self.address = address
         self.node_id = node_id
         self.role = role
@@ -39,7 +41,7 @@ class ControlClient:
         self._serve_address = serve_address
         self._telemetry_every_s = telemetry_every_s
         self._backoff = backoff_s
-        self._channel = aio.insecure_channel(address)
+        self._channel = aio_channel(address, tls or TlsFiles(), token=token)  # TLS/token: splitbed.tls
         self.stub = control_pb2_grpc.ControlServiceStub(self._channel)
         self.version = 0
         self.first_config = asyncio.Event()

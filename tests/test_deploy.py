@@ -84,11 +84,30 @@ def test_services_healthchecks_and_dependencies(compose, tmp_path):
         assert (env["AGENT_LINK"], env["AGENT_LINK_DEV"]) == ("tbf", "eth0")
         assert env["AGENT_SERVER"] == "edge:50051"
         assert env["AGENT_CONTROLLER"] == "controller:50052"
-        assert [v["target"] for v in agent["volumes"]] == ["/results"]
+        assert [v["target"] for v in agent["volumes"]] == ["/results", "/certs"]
         assert env["AGENT_OUT"].startswith("/results/")
     envs = [services[name]["environment"] for name in AGENTS]
     assert len({e["AGENT_NODE_ID"] for e in envs}) == len(AGENTS), "agents must register under distinct ids"
     assert len({e["AGENT_OUT"] for e in envs}) == len(AGENTS), "agents must not write the same file"
+
+
+def test_compose_runs_with_mutual_tls_and_tokens(compose, tmp_path):
+    """Every service has certificate, key and CA; nodes have tokens; servers bind 0.0.0.0 in their container."""
+    services = config(compose, tmp_path)["services"]
+    prefixes = {"controller": "CONTROLLER_", "edge": "EDGE_", "agent-1": "AGENT_", "agent-2": "AGENT_"}
+    for name, prefix in prefixes.items():
+        env = services[name]["environment"]
+        assert env[prefix + "TLS_CA"] == "/certs/ca.pem"
+        assert env[prefix + "TLS_CERT"].startswith("/certs/") and env[prefix + "TLS_KEY"].startswith("/certs/")
+        assert {v["target"]: v.get("read_only") for v in services[name]["volumes"]}["/certs"] is True
+    assert services["controller"]["environment"]["CONTROLLER_TOKEN_FILE"] == "/certs/tokens"
+    assert services["edge"]["environment"]["EDGE_TOKEN_FILE"] == "/certs/edge-0.token"
+    assert services["agent-1"]["environment"]["AGENT_TOKEN_FILE"] == "/certs/device-1.token"
+    assert services["agent-1"]["environment"]["AGENT_TLS_CERT"] == "/certs/device-1.pem"
+    for name in ("controller", "edge"):
+        env = services[name]["environment"]
+        assert env[prefixes[name] + "HOST"] == "0.0.0.0"
+        assert env["HEALTHCHECK_TLS_CA"] == "/certs/ca.pem" and env["HEALTHCHECK_TLS_CERT"]
 
 
 def test_ports_follow_the_settings_everywhere(compose, tmp_path):
