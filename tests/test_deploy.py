@@ -68,7 +68,11 @@ def config(compose: list[str], tmp_path: Path, env: dict[str, str] | None = None
 
 def test_services_healthchecks_and_dependencies(compose, tmp_path):
     services = config(compose, tmp_path)["services"]
-    assert set(services) == {*SERVERS, *AGENTS}
+    assert set(services) == {*SERVERS, *AGENTS, "report"}
+    # The report runs once every agent has exited 0, so `up --exit-code-from report` returns when the run ends.
+    assert {dep: d["condition"] for dep, d in services["report"]["depends_on"].items()} == {
+        name: "service_completed_successfully" for name in AGENTS}
+    assert services["report"]["image"] == services["controller"]["image"]
     assert services["controller"]["healthcheck"]["test"] == [
         "CMD", "python3", "/opt/splitbed/healthcheck.py", "127.0.0.1:50052", "splitbed.v1.ControlService"]
     assert services["edge"]["healthcheck"]["test"] == [
@@ -128,13 +132,24 @@ def test_env_example_matches_the_compose_defaults(compose, tmp_path):
     assert config(compose, tmp_path, env_file=ROOT / ".env.example") == config(compose, tmp_path)
 
 
-def test_every_service_builds_from_the_dockerfile_with_a_base_image_arg(compose, tmp_path):
+def test_every_image_builds_once_from_the_dockerfile_with_a_base_image_arg(compose, tmp_path):
     services = config(compose, tmp_path, env={"BASE_IMAGE": "example/base:1"})["services"]
-    targets = {name: s["build"]["target"] for name, s in services.items()}
-    assert targets == {"controller": "controller", "edge": "edge", "agent-1": "agent", "agent-2": "agent"}
-    for s in services.values():
-        assert s["build"]["dockerfile"] == "docker/Dockerfile"
-        assert s["build"]["args"]["BASE_IMAGE"] == "example/base:1"
+    targets = {name: s["build"]["target"] for name, s in services.items() if "build" in s}
+    # One agent image for every agent: only agent-1 builds it; the report reuses the controller image.
+    assert targets == {"controller": "controller", "edge": "edge", "agent-1": "agent"}
+    for name, s in services.items():
+        if "build" in s:
+            assert s["build"]["dockerfile"] == "docker/Dockerfile"
+            assert s["build"]["args"]["BASE_IMAGE"] == "example/base:1"
+        else:
+            assert s["pull_policy"] == "never", f"{name} must use the image built here, not pull one"
+    assert services["agent-2"]["image"] == services["agent-1"]["image"]
+
+
+def test_base_image_defaults_to_the_offline_one(compose, tmp_path):
+    services = config(compose, tmp_path)["services"]
+    assert {s["build"]["args"]["BASE_IMAGE"] for s in services.values() if "build" in s} == {
+        "splitbed-base:bookworm"}
 
 
 def dockerfile_stages() -> dict[str, str]:
@@ -151,7 +166,7 @@ def dockerfile_stages() -> dict[str, str]:
 def test_dockerfile_base_image_arg_and_offline_installs():
     text = DOCKERFILE.read_text()
     preamble = text.split("\nFROM ", 1)[0]
-    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", preamble, re.MULTILINE)
+    assert re.search(r"^ARG BASE_IMAGE=splitbed-base:bookworm$", preamble, re.MULTILINE)
     assert re.search(r"^FROM \$\{BASE_IMAGE\} AS base$", text, re.MULTILINE)
     installs = re.findall(r"pip install[^\n&]*", text)
     assert installs, "no pip install in the Dockerfile"
@@ -162,7 +177,7 @@ def test_dockerfile_base_image_arg_and_offline_installs():
     assert "torch" not in stages["build-controller"].replace("'torch' in sys.modules", "")
     assert "TORCH_SPEC" in stages["build-node"]
     for name in ("controller", "edge"):
-        assert "COPY docker/healthcheck.py /opt/splitbed/healthcheck.py" in stages[name]
+        assert re.search(r"^COPY docker/healthcheck\.py .*/opt/splitbed/", stages[name], re.MULTILINE)
         assert "HEALTHCHECK" in stages[name]
 
 
