@@ -116,7 +116,9 @@ class Testbed:
                      ["serve", "--host", "127.0.0.1", "--grpc-port", "0", "--rest-port", "0", "--port-file", str(pf),
                       "--method", self.method, "--encoding", lv.encoding, "--rho-min-device", str(lv.rho_min),
                       "--rho-min-server", str(lv.rho_min), "--latency-budget-s", str(HUGE_LATENCY_S),
-                      "--energy-budget-j", str(HUGE_ENERGY_J), "--log-level", "WARNING"], self.workdir)
+                      "--energy-budget-j", str(HUGE_ENERGY_J), "--log-level", "WARNING",
+                      # A fresh state per start: a restored budget or pin would leak into the next sweep.
+                      "--state", str(self.workdir / f"controller-state-{time.monotonic_ns()}.sqlite")], self.workdir)
         self.children.append(ctrl)
         grpc_port, rest_port = wait_ports(ctrl, pf)
         self.url = f"http://127.0.0.1:{rest_port}"

@@ -28,6 +28,9 @@ def child_env(threads: int = 1, **extra: str) -> dict[str, str]:
                 "HF_HUB_OFFLINE": "1",
                 "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    # A controller started from a test keeps its state in a file of its own (the default is
+    # ./controller-state.sqlite, which would carry budgets and pins from one test into the next).
+    env["CONTROLLER_STATE"] = tempfile.mktemp(prefix="splitbed-state-", suffix=".sqlite")
     env.update(extra)
     return env
 
