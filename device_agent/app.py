@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from device_agent.node import DeviceNode
-from device_agent.report import add_fidelity, print_summary, print_versions, write_jsonl
+from device_agent.records import RecordWriter, read_records, record_key
+from device_agent.report import add_fidelity, print_summary, print_versions, to_json
 from device_agent.runner import TIMING_SOURCES, DeviceRunner
 from device_agent.samples import load_texts
 from device_agent.settings import AgentSettings
@@ -49,31 +50,36 @@ async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tu
 
 async def run_agent(settings: AgentSettings) -> int:
     texts = load_texts(settings.texts)
+    writer = RecordWriter(settings.out, resume=settings.resume, fsync_every=settings.fsync_every)
+    if writer.run_id and not settings.run_id:  # a resumed run keeps its idempotent id
+        settings = settings.model_copy(update={"run_id": writer.run_id})
     runner = DeviceRunner(settings)
     link: ControlLink | None = None
+    ref = reference_embeddings(runner, texts) if settings.reference else None
     try:
         await runner.connect(standalone=not settings.controller)
-        on_record: Any = None
+        node: DeviceNode | None = None
         if settings.controller:
             link, node = await follow_controller(runner, settings)
 
-            async def on_record(rec: dict[str, Any]) -> None:
-                report = node.telemetry(rec)
-                if report is not None and link is not None:
-                    await link.report(*report)
+        async def on_record(rec: dict[str, Any]) -> None:
+            if ref is not None:
+                add_fidelity([rec], ref[rec["index"]][None])
+            rec["timing_sources"] = TIMING_SOURCES
+            rec["model_label"] = runner.source.label
+            writer.write(to_json(rec), record_key(rec))
+            report = node.telemetry(rec) if node is not None else None
+            if report is not None and link is not None:
+                await link.report(*report)
 
-        records = await runner.run(texts, on_record)
+        records = await runner.run(texts, on_record, skip=writer.done)
     finally:
+        writer.close()
         if link is not None:
             await link.close()
         await runner.close()
-    if settings.reference:
-        ref = reference_embeddings(runner, texts)
-        add_fidelity(records, np.concatenate([ref] * settings.repeat))
-    for rec in records:
-        rec["timing_sources"] = TIMING_SOURCES
-        rec["model_label"] = runner.source.label
-    write_jsonl(settings.out, records)
+    if writer.resumed:
+        records = read_records(settings.out)[0]
     if not settings.quiet:
         st = runner.state
         title = (f"{runner.source.label}: split L={st.split}, rho={st.rho_device:g} "
@@ -81,7 +87,8 @@ async def run_agent(settings: AgentSettings) -> int:
         print_summary(records, title)
         if settings.controller:
             print_versions(records)
-        print(f"wrote {len(records)} records to {settings.out}")
+        resumed = f" ({writer.resumed} from before --resume)" if writer.resumed else ""
+        print(f"wrote {writer.written} records to {settings.out}{resumed}")
     return 0
 
 

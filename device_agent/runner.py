@@ -8,7 +8,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from device_agent.client import InferenceClient
+from device_agent.resilient import ResilientClient, RetryPolicy
 from device_agent.settings import AgentSettings
 from splitbed.channel import gain_from_distance
 from splitbed.codec import Limits, decode, encode_float, encode_raw
@@ -25,6 +26,7 @@ from splitbed.hw.energy import upload_energy
 from splitbed.hw.link import LinkBackend, PacerLink, make_link
 from splitbed.metrics import Metrics
 from splitbed.model import DevicePart, load_device_part, load_tokenizer, profile_part, resolve_model, tokenize
+from splitbed.resilience import Keepalive
 from splitbed.stage import Stage
 from splitbed.v1 import control_pb2, inference_pb2
 
@@ -92,8 +94,12 @@ class DeviceRunner:
         if settings.power_w is not None:
             self.apply_power(settings.power_w)
         self.client = InferenceClient(
-            settings.server, max_message_bytes=settings.max_message_bytes, timeout_s=settings.timeout_s
+            settings.server, max_message_bytes=settings.max_message_bytes, timeout_s=settings.timeout_s,
+            keepalive=Keepalive(settings.keepalive_s, settings.keepalive_timeout_s, settings.reconnect_backoff_max_s),
         )
+        self.run_id = settings.run_id or uuid.uuid4().hex
+        self.resilient = ResilientClient(self.client, RetryPolicy(
+            settings.reconnect_max_outage_s, settings.reconnect_backoff_s, settings.reconnect_backoff_max_s))
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="device-compute")
         self._limits = Limits(max_bytes=settings.max_message_bytes)
         self.metrics = Metrics("device")
@@ -160,7 +166,7 @@ class DeviceRunner:
             tokenize(self.tokenizer, [t], self.source.max_seq_len, pad_to=self.settings.seq_len) for t in texts
         ]
 
-    async def infer_one(self, inputs: dict[str, torch.Tensor], request_id: str) -> dict[str, Any]:
+    async def infer_one(self, inputs: dict[str, torch.Tensor], request_id: str, seq: int = 0) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         state = self.state  # one snapshot: a config switch never mixes versions within a request
         t0 = time.perf_counter()
@@ -172,6 +178,8 @@ class DeviceRunner:
             identity=state.identity(),
             hidden=encode_float(hidden, state.encoding),
             attention_mask=encode_raw(mask),
+            run_id=self.run_id if seq else "",
+            seq=seq,
         )
         t2 = time.perf_counter()
         payload = len(request.hidden.data) + len(request.hidden.scales)
@@ -184,7 +192,7 @@ class DeviceRunner:
                 device_stretch_s=timing.stretch_s,
             )
         )
-        response = await self.client.infer(request)
+        response = await self.resilient.infer(request)
         t3 = time.perf_counter()
         embedding = decode(response.embedding, what="embedding", limits=self._limits)
         t4 = time.perf_counter()
@@ -248,15 +256,21 @@ class DeviceRunner:
                 m.prediction_error.labels("device").set(record["prediction_error"])
         return record
 
-    async def run(self, texts: list[str], on_record: Callable[[dict[str, Any]], Any] | None = None) -> list[dict]:
+    async def run(self, texts: list[str], on_record: Callable[[dict[str, Any]], Any] | None = None,
+                  skip: Collection[str] = ()) -> list[dict]:
+        """Every input `repeat` times; keys `rep-index` in `skip` (already written, --resume) are left out."""
         prepared = self.prepare(texts)
         for i in range(min(self.settings.warmup, len(prepared))):
             await self.infer_one(prepared[i], f"warmup-{i}-{uuid.uuid4().hex[:8]}")
         records: list[dict[str, Any]] = []
         for rep in range(self.settings.repeat):
             for i, (text, inputs) in enumerate(zip(texts, prepared, strict=True)):
-                rec = await self.infer_one(inputs, f"{rep}-{i}-{uuid.uuid4().hex[:8]}")
-                rec = {"id": i if self.settings.repeat == 1 else f"{rep}-{i}", "text": text, **rec}
+                if f"{rep}-{i}" in skip:
+                    continue
+                seq = rep * len(texts) + i + 1
+                rec = await self.infer_one(inputs, f"{rep}-{i}-{uuid.uuid4().hex[:8]}", seq)
+                rec = {"id": i if self.settings.repeat == 1 else f"{rep}-{i}", "text": text, "rep": rep, "index": i,
+                       "run_id": self.run_id, "seq": seq, **rec}
                 records.append(rec)
                 if on_record is not None:
                     result = on_record(rec)

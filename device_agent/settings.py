@@ -46,6 +46,16 @@ class AgentSettings(BaseSettings):
     repeat: int = Field(1, ge=1, description="Run the inputs this many times (timings of every run are written).")
     warmup: int = Field(2, ge=0, description="Untimed requests sent before the run (not written).")
     timeout_s: float = Field(30.0, gt=0, description="Per-request deadline, seconds.")
+    resume: bool = Field(False, description="Continue a killed run into --out, skipping requests already written.")
+    run_id: str | None = Field(None, max_length=128, description="Idempotent run id sent with every request "
+                               "(unset = a new uuid, or the one in --out with --resume).")
+    fsync_every: int = Field(20, ge=1, description="fsync the records file at least every N records.")
+    reconnect_max_outage_s: float = Field(60.0, gt=0, description="Give up after the edge server has been "
+                                          "unreachable this long, seconds.")
+    reconnect_backoff_s: float = Field(0.1, gt=0, description="First wait before resending, seconds (doubles).")
+    reconnect_backoff_max_s: float = Field(2.0, gt=0, description="Largest wait between resends, seconds.")
+    keepalive_s: float = Field(20.0, gt=0, description="HTTP/2 keepalive ping interval on the streams, seconds.")
+    keepalive_timeout_s: float = Field(10.0, gt=0, description="Keepalive ping answer timeout, seconds.")
     max_message_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest gRPC message, bytes.")
     seed: int = Field(0, description="Seed for random pruning methods.")
     controller: str | None = Field(None, description="Controller gRPC address host:port; unset = standalone.")

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from grpc import aio
 
+from edge_server.admission import Bounds
+from edge_server.memtrim import trim_forever
 from edge_server.node import ServerNode
 from edge_server.registry import PartRegistry, Served
 from edge_server.servicer import InferenceServicer
@@ -20,6 +22,7 @@ from splitbed.control import ControlLink
 from splitbed.grpc_server import ManagedServer, start_server
 from splitbed.metrics import Metrics
 from splitbed.model import load_server_part, resolve_model
+from splitbed.resilience import Keepalive
 from splitbed.stage import Stage
 from splitbed.v1 import control_pb2, inference_pb2, inference_pb2_grpc
 
@@ -36,6 +39,7 @@ class EdgeServer:
         self.source = resolve_model(settings.model)
         self.registry = PartRegistry()
         self.executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="edge-compute")
+        self.decoder = ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="edge-decode")
         self.stage = Stage(settings.clock, settings.clock_profile, settings.energy, pue=settings.pue,
                            phi=settings.power_coeff, host_flops_per_s=settings.host_flops_per_s)
         self.managed: ManagedServer | None = None
@@ -43,6 +47,7 @@ class EdgeServer:
         self.control: ControlLink | None = None
         self.metrics = Metrics("server")
         self._telemetry: asyncio.Task[None] | None = None
+        self._trim: asyncio.Task[None] | None = None
 
     def load(self, version: int, split: int, rho: float, method: str) -> Served:
         """Load (and prune) the server part of `split`; blocking, call off the event loop."""
@@ -77,6 +82,10 @@ class EdgeServer:
             info=self.info(),
             stage=self.stage,
             metrics=self.metrics,
+            bounds=Bounds(s.max_streams, s.max_streams_per_peer, s.max_pending, s.max_pending_bytes,
+                          s.retry_after_s),
+            decode_executor=self.decoder,
+            compute_slots=s.workers,
         )
         servicer = self.servicer
 
@@ -85,8 +94,11 @@ class EdgeServer:
             return str(inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name)
 
         self.managed = await start_server(
-            [register], host=s.host, port=s.port, max_message_bytes=s.max_message_bytes, grace_s=s.grace_s
+            [register], host=s.host, port=s.port, max_message_bytes=s.max_message_bytes, grace_s=s.grace_s,
+            options=Keepalive(s.keepalive_s, s.keepalive_timeout_s).server_options(),
         )
+        self.managed.on_drain.append(lambda: setattr(servicer, "draining", True))
+        self._trim = asyncio.get_running_loop().create_task(trim_forever(lambda: servicer.requests_seen))
         if s.controller:
             node = ServerNode(self)
             host = socket.gethostname() if s.host in ("0.0.0.0", "::") else s.host
@@ -109,11 +121,13 @@ class EdgeServer:
         try:
             await self.managed.wait()
         finally:
-            if self._telemetry is not None:
-                self._telemetry.cancel()
+            for task in (self._telemetry, self._trim):
+                if task is not None:
+                    task.cancel()
             if self.control is not None:
                 await self.control.close()
             self.executor.shutdown(wait=False, cancel_futures=True)
+            self.decoder.shutdown(wait=False, cancel_futures=True)
             self.stage.close()
             logger.info("edge server stopped")
 

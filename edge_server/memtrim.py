@@ -1,0 +1,52 @@
+"""Give freed heap back to the OS after a burst (glibc keeps freed arenas otherwise).
+
+Large messages are decoded on several threads; glibc gives each thread an
+arena and keeps the freed memory of each, so after a burst the process keeps
+its peak RSS. `malloc_trim(0)` returns the free pages of every arena. It
+runs on a worker thread every `every_s` seconds while requests were served
+since the last trim; elsewhere than glibc it is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+
+def _load_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+_TRIM = _load_trim()
+
+
+def malloc_trim() -> bool:
+    """Return freed heap to the OS; False where glibc's malloc_trim is missing."""
+    if _TRIM is None:
+        return False
+    return bool(_TRIM(0))
+
+
+async def trim_forever(activity: Callable[[], int], every_s: float = 2.0) -> None:
+    """Trim after every interval in which `activity()` (a counter of served requests) moved."""
+    if _TRIM is None:
+        logger.info("malloc_trim not available (not glibc): freed memory stays with the allocator")
+        return
+    last = activity()
+    while True:
+        await asyncio.sleep(every_s)
+        now = activity()
+        if now != last:
+            last = now
+            await asyncio.to_thread(malloc_trim)
