@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import logging
 from collections.abc import Callable
 
@@ -38,6 +39,34 @@ def malloc_trim() -> bool:
     return bool(_TRIM(0))
 
 
+_collect_pending = False
+
+
+def collect_soon(delay_s: float = 0.25) -> None:
+    """Collect garbage cycles and trim the heap shortly (after the failing call unwound), at most once per delay.
+
+    A rejected request's error leaves a reference cycle through its frames, and
+    those frames hold the request's buffers (tens of MiB); the cyclic GC counts
+    objects, not bytes, so without this they wait for a collection that a burst
+    of large rejected messages may not trigger for a long time. By then they
+    are in the oldest generation: only a full collection frees them (measured:
+    40 rejected 30 MiB messages kept +1.1 GiB with gen-1 collections, +0.1 GiB
+    with full ones).
+    """
+    global _collect_pending
+    if _collect_pending:
+        return
+    _collect_pending = True
+
+    def run() -> None:
+        global _collect_pending
+        _collect_pending = False
+        gc.collect()
+        malloc_trim()
+
+    asyncio.get_running_loop().call_later(delay_s, run)
+
+
 async def trim_forever(activity: Callable[[], int], every_s: float = 2.0) -> None:
     """Trim after every interval in which `activity()` (a counter of served requests) moved."""
     if _TRIM is None:
@@ -49,4 +78,6 @@ async def trim_forever(activity: Callable[[], int], every_s: float = 2.0) -> Non
         now = activity()
         if now != last:
             last = now
+            collected = gc.collect()  # cycles holding request buffers (see grpc_catchall.drop_tracebacks)
+            logger.debug("gc freed %d objects", collected)
             await asyncio.to_thread(malloc_trim)

@@ -28,6 +28,10 @@ from splitbed.v1 import control_pb2, inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
+# Without BDP probing, HTTP/2 windows stay at their 64 KiB look-ahead: a stream this server is not reading
+# (refused, or waiting for its turn) buffers 64 KiB here, not a whole large message.
+TRANSPORT_OPTIONS = [("grpc.http2.bdp_probe", 0)]
+
 
 class EdgeServer:
     """The edge process: a part registry, a worker pool, the stage hardware and the gRPC services."""
@@ -95,7 +99,7 @@ class EdgeServer:
 
         self.managed = await start_server(
             [register], host=s.host, port=s.port, max_message_bytes=s.max_message_bytes, grace_s=s.grace_s,
-            options=Keepalive(s.keepalive_s, s.keepalive_timeout_s).server_options(),
+            options=[*Keepalive(s.keepalive_s, s.keepalive_timeout_s).server_options(), *TRANSPORT_OPTIONS],
         )
         self.managed.on_drain.append(lambda: setattr(servicer, "draining", True))
         self._trim = asyncio.get_running_loop().create_task(trim_forever(lambda: servicer.requests_seen))

@@ -14,6 +14,7 @@ from grpc import aio
 
 from edge_server.admission import Admission, Bounds, declared_bytes
 from edge_server.fair_compute import FairCompute
+from edge_server.memtrim import collect_soon
 from edge_server.registry import PartRegistry
 from edge_server.replay import ReplayWindow
 from splitbed.codec import Limits, encode_float
@@ -25,6 +26,8 @@ from splitbed.v1 import inference_pb2, inference_pb2_grpc
 from splitbed.wire import validate_request
 
 logger = logging.getLogger(__name__)
+
+INLINE_DECODE_BYTES = 256 * 1024
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
@@ -71,6 +74,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                     yield await self.replay.answer(request, functools.partial(self._serve_one, request, loop, peer))
         except SplitbedError as exc:
             self._metrics.errors.labels("server", status_for(exc).name).inc()
+            collect_soon()  # the error's frames hold the request's buffers in a cycle
             raise
 
     async def _serve_one(
@@ -81,15 +85,14 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         ident = request.identity
         with self._registry.lease(
             version=ident.config_version, model=ident.model, split=ident.split, rho=ident.rho_server
-        ) as served, self.admission.request(declared_bytes(request, self._limits.max_bytes)):
-            hidden, mask = await loop.run_in_executor(self._decode, functools.partial(
-                validate_request,
-                request,
-                limits=self._limits,
-                hidden_size=self._info.hidden_size,
-                max_seq_len=self._info.max_seq_len,
-                max_batch=self._max_batch,
-            ))
+        ) as served, self.admission.request(nbytes := declared_bytes(request, self._limits.max_bytes)):
+            validate = functools.partial(validate_request, request, limits=self._limits,
+                                         hidden_size=self._info.hidden_size, max_seq_len=self._info.max_seq_len,
+                                         max_batch=self._max_batch)
+            # Large messages are decoded on the decode pool; small ones (microseconds) right here, so they
+            # never queue behind a flood of large ones.
+            hidden, mask = validate() if nbytes < INLINE_DECODE_BYTES else await loop.run_in_executor(
+                self._decode, validate)
             decode_s = time.perf_counter() - t0
             queued = time.perf_counter()
             flops = served.flops(hidden.shape[1]) * hidden.shape[0]

@@ -119,8 +119,9 @@ def decode(
 
     `expect_shape` entries that are None are free; others must match exactly.
     """
-    if len(msg.data) > limits.max_bytes:
-        raise ResourceExhausted(f"{what}: {len(msg.data)} bytes exceeds the limit of {limits.max_bytes}")
+    data = msg.data  # fetched once: each access of a bytes field copies it
+    if len(data) > limits.max_bytes:
+        raise ResourceExhausted(f"{what}: {len(data)} bytes exceeds the limit of {limits.max_bytes}")
     shape = _checked_shape(msg, what, limits)
     if expect_shape is not None and (
         len(shape) != len(expect_shape)
@@ -144,12 +145,12 @@ def decode(
     count = int(np.prod(shape, dtype=np.int64))
     if count * dt.itemsize > limits.max_bytes:
         raise ResourceExhausted(f"{what}: shape {list(shape)} needs more than {limits.max_bytes} bytes")
-    if len(msg.data) != count * dt.itemsize:
+    if len(data) != count * dt.itemsize:
         raise InvalidArgument(
-            f"{what}: byte length {len(msg.data)} does not match shape {list(shape)} x {dt.itemsize} bytes "
+            f"{what}: byte length {len(data)} does not match shape {list(shape)} x {dt.itemsize} bytes "
             f"= {count * dt.itemsize}"
         )
-    arr = np.frombuffer(msg.data, dtype=dt).reshape(shape)
+    arr = np.frombuffer(data, dtype=dt).reshape(shape)
     if msg.encoding == tensor_pb2.ENCODING_RAW:
         if msg.scales:
             raise InvalidArgument(f"{what}: scales are only allowed with int8 encoding")

@@ -77,6 +77,21 @@ async def internal(context: aio.ServicerContext, method: str, request: Any, exc:
                                                   "see the server log")
 
 
+def drop_tracebacks(exc: BaseException | None) -> None:
+    """Cut an answered error's tracebacks (and its chain's).
+
+    A servicer that catches an error, counts it and re-raises leaves a cycle
+    (error -> traceback -> frame -> error); the frames hold the request and its
+    decoded tensors, so each rejected large message would stay in memory until
+    the cyclic GC happens to run.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
+
+
 def set_retry_hint(context: aio.ServicerContext, exc: BaseException) -> None:
     hint = getattr(exc, "retry_after_s", None)
     if hint is not None:

@@ -16,7 +16,7 @@ import grpc
 from grpc import aio
 
 from splitbed import errors
-from splitbed.grpc_catchall import Deserializer, internal, parse, parse_stream, set_retry_hint
+from splitbed.grpc_catchall import Deserializer, drop_tracebacks, internal, parse, parse_stream, set_retry_hint
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ async def _abort(context: aio.ServicerContext, exc: errors.SplitbedError) -> Non
     code = status_for(exc)
     logger.info("rejecting request with %s: %s", code.name, exc)
     set_retry_hint(context, exc)
+    drop_tracebacks(exc)
     await context.abort(code, str(exc))
 
 
