@@ -6,8 +6,8 @@ own connection) sends a small request every 0.25 s. The edge server's RSS is
 sampled every 50 ms (psutil, /proc): baseline before the flood, peak during
 it, and `--settle-s` after the flood stopped.
 
-Cases: `valid` sends the largest valid request (batch 64 x seq 512 x 384 fp32,
-48 MiB); `invalid` sends 30 MiB messages with a shape that does not match
+Cases: `valid` sends the largest valid request (batch 64 x seq 256 x 384 fp32,
+24 MiB); `invalid` sends 30 MiB messages with a shape that does not match
 (every one is rejected), 3 per stream. Targets (issue 9): RSS under baseline
 + 1 GiB at the peak and after; small request p99 under 1 s.
 
@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -118,7 +120,7 @@ async def small_requests(address: str, until: float, latencies: list[float], fai
 
 async def drive(address: str, args: argparse.Namespace) -> dict[str, Any]:
     if args.case == "valid":
-        payload, per_stream = request_bytes("big", 64, 512), None
+        payload, per_stream = request_bytes("big", 64, 256), None
     else:
         payload, per_stream = request_bytes("bad", 1, 16, bad_shape=True, nbytes=30 * MIB), 3
     counts: dict[str, int] = {"answered": 0}
@@ -136,17 +138,20 @@ async def drive(address: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def start_edge(edge_root: Path, extra: list[str]) -> Any:
-    from splitbed.launch import child_env, start
+    """The edge server of the tree at `edge_root` (its own modules first: cwd and PYTHONPATH)."""
+    from splitbed.launch import Proc, child_env, wait_healthy, wait_port_file
 
+    tmp = Path(tempfile.mkdtemp(prefix="overload-"))
     env = child_env(1)
-    env["PYTHONPATH"] = f"{edge_root}{os.pathsep}{env['PYTHONPATH']}"
-    cwd = Path.cwd()
-    os.chdir(edge_root)  # `python -m edge_server` from that tree
-    try:
-        return start("edge_server", ["serve", "--split", str(SPLIT), "--rho", "1.0", "--host", "127.0.0.1", *extra],
-                     env=env)
-    finally:
-        os.chdir(cwd)
+    env["PYTHONPATH"] = str(edge_root)
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "edge_server", "serve", "--split", str(SPLIT), "--rho", "1.0", "--host", "127.0.0.1",
+         "--port", "0", "--port-file", str(tmp / "port"), *extra],
+        cwd=edge_root, env=env, stdout=(tmp / "log").open("wb"), stderr=subprocess.STDOUT)
+    port = wait_port_file(popen, tmp / "port", tmp / "log", 180, "edge_server")[0]
+    proc = Proc(popen, port, tmp / "log")
+    wait_healthy(proc.address, timeout=120)
+    return proc
 
 
 def main() -> None:

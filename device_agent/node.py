@@ -97,7 +97,7 @@ class DeviceNode:
         sources = {"rho_device": f"achieved ({method})", "split": "applied", "freq_device_hz": freq_source}
         power = k.power_w
         if power > 0:
-            link = runner.apply_power(power)
+            link = await asyncio.to_thread(runner.apply_power, power)  # tc / iw block: off the event loop
             power = link.power_w
             self.applied_power_w, self.applied_rate_bps = link.power_w, link.rate_bps
             sources["power_w"] = link.rate_source or link.backend

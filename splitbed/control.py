@@ -18,6 +18,7 @@ import grpc
 from grpc import aio
 
 from splitbed.errors import SplitbedError
+from splitbed.resilience import Keepalive
 from splitbed.v1 import control_pb2, control_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class ControlLink:
         self._apply = apply
         self._serve_address = serve_address
         self._backoff = backoff_s
-        self._channel = aio.insecure_channel(address)
+        self._channel = aio.insecure_channel(address, options=Keepalive().client_options())
         self.stub = control_pb2_grpc.ControlServiceStub(self._channel)
         self.version = 0
         self.config: control_pb2.Config | None = None
@@ -95,10 +96,13 @@ class ControlLink:
     async def _handle(self, config: control_pb2.Config) -> None:
         try:
             applied = await self._apply(config)
-        except SplitbedError as exc:
-            logger.error("could not apply config version %d: %s", config.version, exc)
+        except Exception as exc:  # any failure is reported: the controller must not wait for an ack that never comes
+            if isinstance(exc, SplitbedError):
+                logger.error("could not apply config version %d: %s", config.version, exc)
+            else:
+                logger.exception("applying config version %d failed unexpectedly", config.version)
             await self.stub.Ack(control_pb2.AckRequest(node_id=self.node_id, version=config.version, ok=False,
-                                                       error=f"{type(exc).__name__}: {exc}"), timeout=10)
+                                                       error=f"{type(exc).__name__}: {exc}"[:2000]), timeout=10)
             return
         self.version = config.version
         self.config = config
