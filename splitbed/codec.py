@@ -9,6 +9,7 @@ states have a few outlier channels, so per-token scales lose ~10x more
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -142,7 +143,7 @@ def decode(
     if msg.encoding not in _EXPECTED_DTYPE and msg.encoding != tensor_pb2.ENCODING_RAW:
         raise InvalidArgument(f"{what}: unknown encoding {msg.encoding}")
     dt = _DTYPES[msg.dtype]
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # Python ints: np.prod in int64 wraps ([2**32, 2**32] -> 0)
     if count * dt.itemsize > limits.max_bytes:
         raise ResourceExhausted(f"{what}: shape {list(shape)} needs more than {limits.max_bytes} bytes")
     if len(data) != count * dt.itemsize:

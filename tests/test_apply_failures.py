@@ -73,11 +73,11 @@ def slow_tool(tmp_path):
 
 def test_tc_time_out_is_unavailable(slow_tool):
     link = TbfLink("eth-x", runner=lambda args: run_command(args, timeout_s=0.3), tc=slow_tool)
-    with pytest.raises(Unavailable, match="did not finish within 0.3 s"):
+    with pytest.raises(Unavailable, match=r"did not finish within 0\.3 s"):
         link.set_rate_bps(1e6)
 
 
 def test_iw_time_out_is_unavailable(slow_tool):
     link = IwLink("wlan-x", runner=lambda args: run_command(args, timeout_s=0.3), iw=slow_tool)
-    with pytest.raises(Unavailable, match="did not finish within 0.3 s"):
+    with pytest.raises(Unavailable, match=r"did not finish within 0\.3 s"):
         link.apply(0.1, bandwidth_hz=5e6, noise_psd=2e-19, gain=1e-7)
