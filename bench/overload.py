@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -99,17 +100,25 @@ async def flood_stream(channel: aio.Channel, payload: bytes, until: float, per_s
             call.cancel()
 
 
-async def small_requests(address: str, until: float, latencies: list[float], failures: list[str]) -> None:
+async def small_requests(address: str, until: float, latencies: list[float], failures: list[str],
+                         server_s: list[float]) -> None:
+    from splitbed.v1 import inference_pb2
+
     payload = request_bytes("small", 1, 16)
     async with aio.insecure_channel(address, options=OPTIONS) as channel:
-        call_fn = channel.stream_stream(INFER, request_serializer=None, response_deserializer=None)
+        call_fn = channel.stream_stream(INFER, request_serializer=None,
+                                        response_deserializer=inference_pb2.InferResponse.FromString)
         while time.monotonic() < until:
             t0 = time.perf_counter()
             call = call_fn(timeout=30)
             try:
                 await call.write(payload)
-                await call.read()
+                st = (await call.read()).timings
                 latencies.append(time.perf_counter() - t0)
+                server_s.append((st.sent_unix_ns - st.received_unix_ns) / 1e9)
+                if os.environ.get("OVERLOAD_DEBUG"):
+                    print(f"small {latencies[-1]:.3f} server {server_s[-1]:.3f} decode {st.decode_s:.3f} "
+                          f"queue {st.queue_s:.3f} compute {st.server_compute_s:.3f}", flush=True)
             except grpc.RpcError as exc:
                 failures.append(exc.code().name)
                 latencies.append(time.perf_counter() - t0)
@@ -126,15 +135,17 @@ async def drive(address: str, args: argparse.Namespace) -> dict[str, Any]:
     counts: dict[str, int] = {"answered": 0}
     latencies: list[float] = []
     failures: list[str] = []
+    server_s: list[float] = []
     until = time.monotonic() + args.seconds
     async with aio.insecure_channel(address, options=OPTIONS) as channel:
         await asyncio.gather(
-            small_requests(address, until, latencies, failures),
+            small_requests(address, until, latencies, failures, server_s),
             *(flood_stream(channel, payload, until, per_stream, counts) for _ in range(args.streams)))
     lat = np.array(latencies) if latencies else np.array([np.nan])
     return {"flood": counts, "small": {"requests": len(latencies), "failures": failures,
                                        "p50_s": float(np.percentile(lat, 50)), "p99_s": float(np.percentile(lat, 99)),
-                                       "max_s": float(np.max(lat))}}
+                                       "max_s": float(np.max(lat)),
+                                       "server_p99_s": float(np.percentile(server_s, 99)) if server_s else None}}
 
 
 def start_edge(edge_root: Path, extra: list[str]) -> Any:

@@ -29,7 +29,7 @@ def row_chunks(batch: int, seq: int, chunk_tokens: int) -> list[tuple[int, int]]
 
 
 class FairCompute:
-    def __init__(self, executor: Executor, slots: int, *, chunk_tokens: int = 2048) -> None:
+    def __init__(self, executor: Executor, slots: int, *, chunk_tokens: int = 256) -> None:
         self._executor = executor
         self.gate = FairGate(slots)
         self.chunk_tokens = chunk_tokens

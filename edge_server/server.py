@@ -90,6 +90,7 @@ class EdgeServer:
                           s.retry_after_s),
             decode_executor=self.decoder,
             compute_slots=s.workers,
+            chunk_tokens=s.compute_chunk_tokens,
         )
         servicer = self.servicer
 

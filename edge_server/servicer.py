@@ -44,6 +44,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         bounds: Bounds | None = None,
         decode_executor: ThreadPoolExecutor | None = None,
         compute_slots: int = 1,
+        chunk_tokens: int = 256,
     ) -> None:
         self._stage = stage
         self._metrics = metrics
@@ -56,7 +57,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         self.requests_seen = 0
         self.admission = Admission(bounds or Bounds())
         self.replay = ReplayWindow()
-        self.compute = FairCompute(executor, compute_slots)
+        self.compute = FairCompute(executor, compute_slots, chunk_tokens=chunk_tokens)
         self._decode = decode_executor or executor
         self.draining = False  # set on SIGTERM: streams end after their request in flight
 

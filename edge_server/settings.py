@@ -40,6 +40,8 @@ class EdgeSettings(BaseSettings):
     max_streams_per_peer: int = Field(4, ge=1, description="Open inference streams per client connection, count.")
     max_pending: int = Field(16, ge=1, description="Requests received and not yet answered, count.")
     max_pending_bytes: int = Field(256 * 1024 * 1024, gt=0, description="Tensor bytes of pending requests, bytes.")
+    compute_chunk_tokens: int = Field(256, gt=0, description="Batches run as row chunks of at most this many "
+                                      "tokens, one fair turn each (bounds another client's wait), tokens.")
     retry_after_s: float = Field(0.5, ge=0, description="Retry hint sent with RESOURCE_EXHAUSTED, seconds.")
     keepalive_s: float = Field(20.0, gt=0, description="HTTP/2 keepalive ping interval, seconds.")
     keepalive_timeout_s: float = Field(10.0, gt=0, description="Keepalive ping answer timeout, seconds.")
