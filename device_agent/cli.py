@@ -35,6 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from device_agent.app import run_agent  # torch import deferred until the flags parsed
 
         return asyncio.run(run_agent(settings))
+    except KeyboardInterrupt:
+        # Every completed request is already on disk (records are written as they complete).
+        print(f"device-agent: interrupted; completed records are in {settings.out} (--resume continues)",
+              file=sys.stderr)
+        return 130
     except SplitbedError as exc:
         print(f"device-agent: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

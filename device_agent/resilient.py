@@ -5,7 +5,9 @@ answers an id it has already answered from its window of recent answers
 (`edge_server.replay`), and the agent writes a record only for an answer.
 Retried: the stream breaking (UNAVAILABLE, CANCELLED, a deadline, the server
 ending the stream while draining) and RESOURCE_EXHAUSTED (after the server's
-retry hint). Anything else is the request's own fault and is raised at once.
+retry hint); FAILED_PRECONDITION too while an outage lasts (a restarted
+server that has not yet received the plan). Anything else is the request's
+own fault and is raised at once.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from splitbed.errors import ResourceExhausted, Unavailable
+from splitbed.errors import FailedPrecondition, ResourceExhausted, Unavailable
 from splitbed.v1 import inference_pb2
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,11 @@ class ResilientClient:
         while True:
             try:
                 response = await self._client.infer(request)
-            except (Unavailable, ResourceExhausted) as exc:
+            except (Unavailable, ResourceExhausted, FailedPrecondition) as exc:
+                # A restarted server serves no plan version until the controller re-pushes it: during an
+                # outage that started with a broken stream, "version not served" is part of the outage.
+                if isinstance(exc, FailedPrecondition) and started is None:
+                    raise
                 now = time.monotonic()
                 if started is None:
                     started = now
