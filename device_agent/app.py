@@ -18,6 +18,7 @@ from device_agent.settings import AgentSettings
 from splitbed.control import ControlLink
 from splitbed.errors import Unavailable
 from splitbed.model import load_full_model
+from splitbed.resilience import Keepalive
 from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tu
     assert settings.controller is not None
     node = DeviceNode(runner)
     link = ControlLink(settings.controller, settings.node_id, control_pb2.ROLE_DEVICE, profile=node.profile,
-                       apply=node.apply)
+                       apply=node.apply, rpc_timeout_s=settings.control_timeout_s,
+                       keepalive=Keepalive(settings.keepalive_s, settings.keepalive_timeout_s))
     link.start()
     try:
         await asyncio.wait_for(link.first_config.wait(), settings.wait_config_s)

@@ -56,6 +56,8 @@ class AgentSettings(BaseSettings):
     reconnect_backoff_max_s: float = Field(2.0, gt=0, description="Largest wait between resends, seconds.")
     keepalive_s: float = Field(20.0, gt=0, description="HTTP/2 keepalive ping interval on the streams, seconds.")
     keepalive_timeout_s: float = Field(10.0, gt=0, description="Keepalive ping answer timeout, seconds.")
+    control_timeout_s: float = Field(10.0, gt=0, description="Deadline of each unary control RPC (register, "
+                                     "ack, telemetry), seconds.")
     max_message_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest gRPC message, bytes.")
     seed: int = Field(0, description="Seed for random pruning methods.")
     controller: str | None = Field(None, description="Controller gRPC address host:port; unset = standalone.")

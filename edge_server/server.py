@@ -108,7 +108,9 @@ class EdgeServer:
             node = ServerNode(self)
             host = socket.gethostname() if s.host in ("0.0.0.0", "::") else s.host
             self.control = ControlLink(s.controller, s.node_id, control_pb2.ROLE_SERVER, profile=node.profile,
-                                       apply=node.apply, serve_address=f"{host}:{self.managed.port}")
+                                       apply=node.apply, serve_address=f"{host}:{self.managed.port}",
+                                       rpc_timeout_s=s.control_timeout_s,
+                                       keepalive=Keepalive(s.keepalive_s, s.keepalive_timeout_s))
             self.control.start()
             self._telemetry = asyncio.get_running_loop().create_task(node.report_forever(self.control))
         if s.metrics_port is not None:

@@ -45,6 +45,8 @@ class EdgeSettings(BaseSettings):
     retry_after_s: float = Field(0.5, ge=0, description="Retry hint sent with RESOURCE_EXHAUSTED, seconds.")
     keepalive_s: float = Field(20.0, gt=0, description="HTTP/2 keepalive ping interval, seconds.")
     keepalive_timeout_s: float = Field(10.0, gt=0, description="Keepalive ping answer timeout, seconds.")
+    control_timeout_s: float = Field(10.0, gt=0, description="Deadline of each unary control RPC (register, "
+                                     "ack, telemetry), seconds.")
     seed: int = Field(0, description="Seed for random pruning methods.")
     controller: str | None = Field(None, description="Controller gRPC address host:port; unset = standalone.")
     node_id: str = Field("edge-0", description="Name under which the server registers with the controller.")

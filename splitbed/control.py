@@ -40,7 +40,8 @@ class ControlLink:
     """Runs `apply` for every new config the controller pushes, then acknowledges it."""
 
     def __init__(self, address: str, node_id: str, role: int, *, profile: ProfileFn, apply: ApplyFn,
-                 serve_address: str = "", backoff_s: tuple[float, float] = (0.2, 5.0)) -> None:
+                 serve_address: str = "", backoff_s: tuple[float, float] = (0.2, 5.0),
+                 keepalive: Keepalive | None = None, rpc_timeout_s: float = 10.0) -> None:
         self.address = address
         self.node_id = node_id
         self.role = role
@@ -48,7 +49,9 @@ class ControlLink:
         self._apply = apply
         self._serve_address = serve_address
         self._backoff = backoff_s
-        self._channel = aio.insecure_channel(address, options=Keepalive().client_options())
+        # WatchConfig lives as long as the node: keepalive, not a deadline, finds a dead controller.
+        self._channel = aio.insecure_channel(address, options=(keepalive or Keepalive()).client_options())
+        self._timeout_s = rpc_timeout_s
         self.stub = control_pb2_grpc.ControlServiceStub(self._channel)
         self.version = 0
         self.config: control_pb2.Config | None = None
@@ -80,7 +83,7 @@ class ControlLink:
         profile = await self._profile()
         await self.stub.Register(control_pb2.RegisterRequest(
             node_id=self.node_id, role=cast(Any, self.role), profile=profile, address=self._serve_address,
-            applied_version=self.version), timeout=10)
+            applied_version=self.version), timeout=self._timeout_s)
         self.connected.set()
         stream = self.stub.WatchConfig(control_pb2.WatchConfigRequest(node_id=self.node_id,
                                                                       known_version=self.version))
@@ -101,14 +104,16 @@ class ControlLink:
                 logger.error("could not apply config version %d: %s", config.version, exc)
             else:
                 logger.exception("applying config version %d failed unexpectedly", config.version)
+            error = f"{type(exc).__name__}: {exc}"[:2000]
             await self.stub.Ack(control_pb2.AckRequest(node_id=self.node_id, version=config.version, ok=False,
-                                                       error=f"{type(exc).__name__}: {exc}"[:2000]), timeout=10)
+                                                       error=error), timeout=self._timeout_s)
             return
         self.version = config.version
         self.config = config
         self.first_config.set()
         await self.stub.Ack(control_pb2.AckRequest(node_id=self.node_id, version=config.version, ok=True,
-                                                   applied=applied.knobs, sources=applied.sources), timeout=10)
+                                                   applied=applied.knobs, sources=applied.sources),
+                            timeout=self._timeout_s)
         logger.info("applied config version %d (%s)", config.version, config.reason)
 
     async def report(self, values: dict[str, float], sources: dict[str, str],
@@ -119,7 +124,7 @@ class ControlLink:
         if profile is not None:
             report.profile.CopyFrom(profile)
         try:
-            await self.stub.ReportTelemetry(report, timeout=5)
+            await self.stub.ReportTelemetry(report, timeout=self._timeout_s)
         except grpc.RpcError as exc:
             logger.debug("telemetry not delivered: %s", exc)
 
