@@ -102,6 +102,18 @@ def agent_errors(log: Path) -> list[str]:
     return [line for line in text.splitlines() if " ERROR " in line or line.startswith("Traceback")]
 
 
+def stop_agent(agent: subprocess.Popen[bytes]) -> int | str:
+    """SIGINT (the agent closes its file and exits 130), SIGKILL after 60 s."""
+    if agent.poll() is None:
+        agent.send_signal(signal.SIGINT)
+    try:
+        return agent.wait(60)
+    except subprocess.TimeoutExpired:
+        agent.kill()
+        agent.wait()
+        return "killed after SIGINT + 60 s"
+
+
 def put(url: str, path: str, body: dict[str, Any], events: list[dict[str, Any]], t: float) -> None:
     try:
         r = httpx.put(url + path, json=body, timeout=120)
@@ -123,9 +135,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         while (t := time.monotonic() - t0) < duration:
             sampler.sample({"controller": controller.popen.pid, f"edge#{edge_gen}": edge.popen.pid,
                             **{f"agent{i}": a.pid for i, a in enumerate(agents)}}, t)
-            for i, a in enumerate(agents):
-                if a.poll() is not None:
-                    raise RuntimeError(f"agent{i} exited with {a.returncode}: {agent_errors(tmp / f'agent{i}.log')}")
+            exited = [i for i, a in enumerate(agents) if a.poll() is not None]
+            if exited:
+                events.append({"t_s": round(t, 1), "agents_exited_early": exited})
+                break
             if t >= next_budget:
                 lat, en = BUDGETS[budget_i % 2]
                 put(controller.rest_url, "/v1/budget", {"latency_s": lat, "energy_j": en}, events, t)
@@ -141,12 +154,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 link_at = None
             time.sleep(args.sample_s)
     finally:
-        for a in agents:
-            if a.poll() is None:
-                a.send_signal(signal.SIGINT)
-        codes = [a.wait(60) for a in agents]
-        edge.stop()
-        controller.stop()
+        try:
+            codes = [stop_agent(a) for a in agents]
+        finally:
+            edge.stop()
+            controller.stop()
     agent_rows = []
     for i, code in enumerate(codes):
         row = {"exit_code": code, **check_records(tmp / f"agent{i}.jsonl"),

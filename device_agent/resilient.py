@@ -16,13 +16,16 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from splitbed.errors import FailedPrecondition, ResourceExhausted, Unavailable
 from splitbed.v1 import inference_pb2
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Inferer(Protocol):
@@ -46,12 +49,18 @@ class RetryPolicy:
 class ResilientClient:
     """Wraps a client's `infer`: the same request is resent until answered or the outage budget is spent."""
 
-    def __init__(self, client: Inferer, policy: RetryPolicy, *, rng: random.Random | None = None) -> None:
+    def __init__(self, client: Inferer, policy: RetryPolicy, *, rng: random.Random | None = None,
+                 plan_version: Callable[[], int] | None = None) -> None:
         self._client = client
+        self._plan_version = plan_version
         self.policy = policy
         self._rng = rng or random.Random()
         self.retries = 0
         self.outages = 0
+
+    def _stale(self, request: inference_pb2.InferRequest) -> bool:
+        """The agent applied a newer plan than the request was made with: resending it cannot help."""
+        return self._plan_version is not None and self._plan_version() != request.identity.config_version
 
     async def infer(self, request: inference_pb2.InferRequest) -> inference_pb2.InferResponse:
         started: float | None = None
@@ -62,7 +71,7 @@ class ResilientClient:
             except (Unavailable, ResourceExhausted, FailedPrecondition) as exc:
                 # A restarted server serves no plan version until the controller re-pushes it: during an
                 # outage that started with a broken stream, "version not served" is part of the outage.
-                if isinstance(exc, FailedPrecondition) and started is None:
+                if isinstance(exc, FailedPrecondition) and (started is None or self._stale(request)):
                     raise
                 now = time.monotonic()
                 if started is None:
@@ -86,3 +95,27 @@ class ResilientClient:
             if started is not None:
                 logger.info("edge server back after %.2f s (%d attempts)", time.monotonic() - started, attempt)
             return response
+
+
+async def redo_on_new_plan(attempt: Callable[[], Awaitable[T]], plan_version: Callable[[], int],
+                           max_wait_s: float) -> T:
+    """Run `attempt`; when the server no longer serves its plan version, wait for the newer plan and redo it.
+
+    Under a controller the server drops a plan version once two newer ones are
+    installed; an agent still applying the newest (loading its part) may send a
+    request for the dropped one. Standalone (version 0) the error is final.
+    """
+    while True:
+        version = plan_version()
+        try:
+            return await attempt()
+        except FailedPrecondition as exc:
+            if version == 0 or "is not served" not in str(exc):
+                raise
+            deadline = time.monotonic() + max_wait_s
+            while plan_version() == version:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+            logger.warning("plan version %d no longer served; redoing the request with version %d", version,
+                           plan_version())

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from device_agent.client import InferenceClient
-from device_agent.resilient import ResilientClient, RetryPolicy
+from device_agent.resilient import ResilientClient, RetryPolicy, redo_on_new_plan
 from device_agent.settings import AgentSettings
 from splitbed.channel import gain_from_distance
 from splitbed.codec import Limits, decode, encode_float, encode_raw
@@ -99,7 +99,8 @@ class DeviceRunner:
         )
         self.run_id = settings.run_id or uuid.uuid4().hex
         self.resilient = ResilientClient(self.client, RetryPolicy(
-            settings.reconnect_max_outage_s, settings.reconnect_backoff_s, settings.reconnect_backoff_max_s))
+            settings.reconnect_max_outage_s, settings.reconnect_backoff_s, settings.reconnect_backoff_max_s),
+            plan_version=lambda: self.state.version)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="device-compute")
         self._limits = Limits(max_bytes=settings.max_message_bytes)
         self.metrics = Metrics("device")
@@ -268,7 +269,9 @@ class DeviceRunner:
                 if f"{rep}-{i}" in skip:
                     continue
                 seq = rep * len(texts) + i + 1
-                rec = await self.infer_one(inputs, f"{rep}-{i}-{uuid.uuid4().hex[:8]}", seq)
+                rid = f"{rep}-{i}-{uuid.uuid4().hex[:8]}"
+                rec = await redo_on_new_plan(functools.partial(self.infer_one, inputs, rid, seq),
+                                             lambda: self.state.version, self.settings.reconnect_max_outage_s)
                 rec = {"id": i if self.settings.repeat == 1 else f"{rep}-{i}", "text": text, "rep": rep, "index": i,
                        "run_id": self.run_id, "seq": seq, **rec}
                 records.append(rec)

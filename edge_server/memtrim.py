@@ -4,7 +4,7 @@ Large messages are decoded on several threads; glibc gives each thread an
 arena and keeps the freed memory of each, so after a burst the process keeps
 its peak RSS. `malloc_trim(0)` returns the free pages of every arena. It
 runs on a worker thread every `every_s` seconds while requests were served
-since the last trim; elsewhere than glibc it is a no-op.
+since the last trim (no GC there: a full collection would pause serving); elsewhere than glibc it is a no-op.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def collect_soon(delay_s: float = 0.25) -> None:
     asyncio.get_running_loop().call_later(delay_s, run)
 
 
-async def trim_forever(activity: Callable[[], int], every_s: float = 2.0) -> None:
+async def trim_forever(activity: Callable[[], int], every_s: float = 5.0) -> None:
     """Trim after every interval in which `activity()` (a counter of served requests) moved."""
     if _TRIM is None:
         logger.info("malloc_trim not available (not glibc): freed memory stays with the allocator")
@@ -78,6 +78,4 @@ async def trim_forever(activity: Callable[[], int], every_s: float = 2.0) -> Non
         now = activity()
         if now != last:
             last = now
-            collected = gc.collect()  # cycles holding request buffers (see grpc_catchall.drop_tracebacks)
-            logger.debug("gc freed %d objects", collected)
             await asyncio.to_thread(malloc_trim)

@@ -66,16 +66,19 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     ) -> AsyncIterator[inference_pb2.InferResponse]:
         loop = asyncio.get_running_loop()
         peer = context.peer() or "unknown"
+        read_any = False
         try:
             with self.admission.stream(peer):
                 async for request in request_iterator:
                     self.requests_seen += 1
+                    read_any = True
                     if self.draining:
                         raise Unavailable("edge server is shutting down; reconnect and resend")
                     yield await self.replay.answer(request, functools.partial(self._serve_one, request, loop, peer))
         except SplitbedError as exc:
             self._metrics.errors.labels("server", status_for(exc).name).inc()
-            collect_soon()  # the error's frames hold the request's buffers in a cycle
+            if read_any:  # a request was read: the error's frames hold its buffers in a cycle
+                collect_soon()
             raise
 
     async def _serve_one(
