@@ -53,7 +53,9 @@ def start_agent(i: int, edge: Proc, controller: Proc, tmp: Path) -> subprocess.P
         [sys.executable, "-m", "device_agent", "run", "--server", edge.address, "--controller", controller.address,
          "--node-id", f"device-{i}", "--seq-len", "32", "--repeat", "100000", "--warmup", "0", "--quiet",
          "--out", str(tmp / f"agent{i}.jsonl"), "--log-level", "WARNING"],
-        stdout=(tmp / f"agent{i}.log").open("wb"), stderr=subprocess.STDOUT, env=child_env(1), cwd=ROOT)
+        stdout=(tmp / f"agent{i}.log").open("wb"), stderr=subprocess.STDOUT, env=child_env(1), cwd=ROOT,
+        # A bench started in the background (`cmd &`) ignores SIGINT, and children inherit that: restore it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 class Sampler:
