@@ -4,7 +4,8 @@ Large messages are decoded on several threads; glibc gives each thread an
 arena and keeps the freed memory of each, so after a burst the process keeps
 its peak RSS. `malloc_trim(0)` returns the free pages of every arena. It
 runs on a worker thread every `every_s` seconds while requests were served
-since the last trim (no GC there: a full collection would pause serving); elsewhere than glibc it is a no-op.
+since the last trim, with a full GC first once traffic stops; elsewhere than
+glibc it is a no-op.
 """
 
 from __future__ import annotations
@@ -68,14 +69,19 @@ def collect_soon(delay_s: float = 0.25) -> None:
 
 
 async def trim_forever(activity: Callable[[], int], every_s: float = 5.0) -> None:
-    """Trim after every interval in which `activity()` (a counter of served requests) moved."""
+    """Trim after every interval in which `activity()` (a counter of requests) moved; once traffic stops,
+    also collect garbage cycles (a full collection pauses serving, so not while requests flow)."""
     if _TRIM is None:
         logger.info("malloc_trim not available (not glibc): freed memory stays with the allocator")
         return
-    last = activity()
+    last = collected_at = activity()
     while True:
         await asyncio.sleep(every_s)
         now = activity()
         if now != last:
             last = now
+            await asyncio.to_thread(malloc_trim)
+        elif now != collected_at:  # quiet for a whole interval after a burst
+            collected_at = now
+            gc.collect()
             await asyncio.to_thread(malloc_trim)
