@@ -46,7 +46,7 @@ def declared_bytes(request: inference_pb2.InferRequest, cap: int) -> int:
 @dataclass(frozen=True)
 class Bounds:
     max_streams: int = 16
-    max_streams_per_peer: int = 8
+    max_streams_per_peer: int = 4
     max_pending: int = 16
     max_pending_bytes: int = 256 * 1024 * 1024
     retry_after_s: float = 0.5

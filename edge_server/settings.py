@@ -37,7 +37,7 @@ class EdgeSettings(BaseSettings):
     grace_s: float = Field(5.0, ge=0, description="Shutdown grace period for in-flight streams, seconds.")
     decode_workers: int = Field(2, ge=1, description="Threads that decode and validate requests off the event loop.")
     max_streams: int = Field(16, ge=1, description="Open inference streams in total, count.")
-    max_streams_per_peer: int = Field(8, ge=1, description="Open inference streams per client connection, count.")
+    max_streams_per_peer: int = Field(4, ge=1, description="Open inference streams per client connection, count.")
     max_pending: int = Field(16, ge=1, description="Requests received and not yet answered, count.")
     max_pending_bytes: int = Field(256 * 1024 * 1024, gt=0, description="Tensor bytes of pending requests, bytes.")
     compute_chunk_tokens: int = Field(256, gt=0, description="Batches run as row chunks of at most this many "
