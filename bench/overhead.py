@@ -16,9 +16,12 @@ bound_openmp_spinning()
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -27,8 +30,10 @@ from rich.table import Table
 from device_agent.runner import DeviceRunner
 from device_agent.samples import builtin_sample
 from device_agent.settings import AgentSettings
-from splitbed.launch import start_edge
 from splitbed.model import load_server_part
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the source-checkout launcher lives in tests/
+from tests.launch import start_edge
 
 console = Console(width=140)
 
@@ -52,8 +57,8 @@ async def two_process(runner: DeviceRunner, inputs: list, n: int, records: list)
     times = []
     for i in range(n):
         rec = await runner.infer_one(inputs[i % len(inputs)], f"bench-{i}")
-        times.append(rec["timings"]["e2e_s"])
-        records.append(rec["timings"])
+        times.append(rec.timings.e2e_s)
+        records.append(dataclasses.asdict(rec.timings))
     return times
 
 

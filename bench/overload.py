@@ -150,7 +150,8 @@ async def drive(address: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def start_edge(edge_root: Path, extra: list[str]) -> Any:
     """The edge server of the tree at `edge_root` (its own modules first: cwd and PYTHONPATH)."""
-    from splitbed.launch import Proc, child_env, wait_healthy, wait_port_file
+    sys.path.insert(0, str(ROOT))  # the source-checkout launcher lives in tests/
+    from tests.launch import Proc, child_env, wait_healthy, wait_port_file
 
     tmp = Path(tempfile.mkdtemp(prefix="overload-"))
     env = child_env(1)

@@ -31,8 +31,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from splitbed.kinds import PRUNE_METHODS  # noqa: E402
 from splitbed.model import (  # noqa: E402
-    METHODS,
     ModelSource,
     load_device_part,
     load_server_part,
@@ -163,7 +163,7 @@ def main() -> None:
         console.print(
             f"[bold]{src.label}[/bold]: seq {SEQ}, batch 1, {args.threads} threads, {reps} reps, {args.device}"
         )
-        rows.extend(bench_model(src, rhos, list(METHODS), reps, args.device))
+        rows.extend(bench_model(src, rhos, list(PRUNE_METHODS), reps, args.device))
 
     table = Table(title="Pruning: FLOPs and latency vs rho (whole model, one process)")
     for col in ("model", "method", "rho", "achieved", "GFLOPs", "FLOPs x dense", "latency ms (p10-p90)",
@@ -214,11 +214,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     models = list(dict.fromkeys(r["model"] for r in rows))
     fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.2), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
-        for method in METHODS:
+        for method in PRUNE_METHODS:
             pts = sorted((r["rho"], r["latency_ratio"]) for r in rows if r["model"] == model and r["method"] == method)
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=f"{method} latency")
-        fl = sorted((r["rho"], r["flops_ratio"]) for r in rows if r["model"] == model and r["method"] == METHODS[0])
+        fl = sorted((r["rho"], r["flops_ratio"]) for r in rows
+                    if r["model"] == model and r["method"] == PRUNE_METHODS[0])
         ax.plot(*zip(*fl, strict=True), "k--", label="structured FLOPs")
         random = all(r.get("min_cos_vs_dense") is None for r in rows if r["model"] == model)
         label = " (RANDOM INIT, timing only)" if random else " (pretrained)"

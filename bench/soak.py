@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from device_agent.records import read_records  # noqa: E402
-from splitbed.launch import Proc, child_env, start, start_controller  # noqa: E402
+from tests.launch import Proc, child_env, start, start_controller  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 MIB = 1024 * 1024

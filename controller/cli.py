@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from controller.multi_cli import solve_multi_cli
 from controller.planner import SOLVERS, Planner
 from controller.problem import Answer, Problem
 from controller.schemes import SCHEMES
@@ -77,6 +78,9 @@ def render_table(answer: Answer) -> None:
 
 
 def _solve(args: argparse.Namespace) -> int:
+    multi = solve_multi_cli(args)  # a file with "devices": the multi-device form
+    if multi is not None:
+        return multi
     try:
         problem = Problem.load(args.params)
         answer = Planner().solve(problem, solver=args.solver, scheme=args.scheme, sca_start=args.sca_start)

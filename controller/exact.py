@@ -1,4 +1,4 @@
-"""P1 solved exactly: the convex time/energy reformulation (DESIGN.md section 3).
+"""P1 solved exactly: the convex time/energy reformulation (docs/design.md section 2).
 
 Each stage is described by its time t and energy e instead of its knobs:
 
@@ -27,16 +27,23 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import cvxpy as cp
-import numpy as np
 
-from controller.system_model import LN2, Knobs, SplitTask
+from controller.cones import (
+    ParamMaker,
+    StageVars,
+    build_stages,
+    dict_maker,
+    distortion_scale,
+    kept_expr,
+    measured_terms,
+    objective_values,
+    stage_values,
+)
+from controller.system_model import Knobs, SplitTask
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["quality", "min_latency", "min_energy"]
-# Lower bound on the scale of a budget, so a near-zero budget cannot produce
-# parameters of 1e20 (the problem is then reported infeasible, as it is).
-_BIG = 1e12
 TIE_BREAK = 1e-6
 
 
@@ -107,8 +114,25 @@ def _snap(value: float, lo: float, hi: float, atol: float = 1e-7) -> float:
     return lo if value - lo <= atol else value
 
 
-def _nonneg(name: str, shape: tuple[int, ...] = ()) -> cp.Parameter:
-    return cp.Parameter(shape, nonneg=True, name=name)
+def raw_solution(sv: StageVars, task: SplitTask, ts: float, es: float, **extra: Any) -> RawSolution:
+    """The solved stage variables of one pair, back in seconds and joules."""
+
+    def val(d: dict[str, cp.Variable], key: str) -> float:
+        v = d.get(key)
+        return max(float(v.value), 0.0) if v is not None and v.value is not None else 0.0
+
+    return RawSolution(
+        "optimal",
+        rho=_snap(scalar(sv.rho), task.rho_lo, task.rho_hi),
+        rho_s=_snap(scalar(sv.rho_s), task.rho_s_lo, task.rho_s_hi),
+        t_device=val(sv.t, "device") * ts,
+        t_upload=val(sv.t, "upload") * ts,
+        t_server=val(sv.t, "server") * ts,
+        e_device=val(sv.e, "device") * es,
+        e_upload=val(sv.e, "upload") * es,
+        e_server=val(sv.e, "server") * es,
+        **extra,
+    )
 
 
 class ExactProgram:
@@ -118,86 +142,15 @@ class ExactProgram:
         self.structure = st = structure
         p: dict[str, cp.Parameter] = {}
         self.params = p
-        self.rho = cp.Variable(name="rho")
-        self.rho_s = cp.Variable(name="rho_s")
-        for key in ("rho_lo", "rho_hi", "rho_s_lo", "rho_s_hi"):
-            p[key] = _nonneg(key)
-        cons: list[cp.Constraint] = [
-            self.rho >= p["rho_lo"], self.rho <= p["rho_hi"],
-            self.rho_s >= p["rho_s_lo"], self.rho_s <= p["rho_s_hi"],
-        ]
-        times: list[cp.Expression] = []
-        energies: list[cp.Expression] = []
-        self.t: dict[str, cp.Variable] = {}
-        self.e: dict[str, cp.Variable] = {}
-        for side, present, pinned, ratio in (
-            ("device", st.has_device, st.pin_f_device, self.rho),
-            ("server", st.has_server, st.pin_f_server, self.rho_s),
-        ):
-            if not present:
-                continue
-            t = self.t[side] = cp.Variable(nonneg=True, name=f"t_{side}")
-            e = self.e[side] = cp.Variable(nonneg=True, name=f"e_{side}")
-            p[f"a_{side}"] = _nonneg(f"a_{side}")
-            p[f"k_{side}"] = _nonneg(f"k_{side}")
-            if pinned:
-                cons += [t == p[f"a_{side}"] * ratio, e == p[f"k_{side}"] * ratio]
-            else:
-                cons += [
-                    p[f"a_{side}"] * ratio <= t,
-                    p[f"k_{side}"] * ratio <= cp.geo_mean(cp.hstack([e, t]), [1, 2]),
-                ]
-                if st.fmin_device if side == "device" else st.fmin_server:
-                    p[f"b_{side}"] = _nonneg(f"b_{side}")
-                    cons.append(t <= p[f"b_{side}"] * ratio)
-            times.append(t)
-            energies.append(e)
-        if st.has_upload:
-            tu = self.t["upload"] = cp.Variable(nonneg=True, name="t_upload")
-            eu = self.e["upload"] = cp.Variable(nonneg=True, name="e_upload")
-            p["u_time"] = _nonneg("u_time")
-            if st.pin_power:
-                p["u_energy"] = _nonneg("u_energy")
-                cons += [tu == p["u_time"], eu == p["u_energy"]]
-            else:
-                p["kappa"] = _nonneg("kappa")
-                p["a_energy"] = _nonneg("a_energy")
-                x = cp.Variable(name="kappa_aux")
-                cons += [tu >= p["u_time"], x == p["kappa"], cp.constraints.ExpCone(x, tu, p["a_energy"] * eu + tu)]
-            times.append(tu)
-            energies.append(eu)
-        total_t = cp.sum(cp.hstack(times)) if times else cp.Constant(0.0)
-        total_e = cp.sum(cp.hstack(energies)) if energies else cp.Constant(0.0)
-        if st.mode != "min_latency" and times:
+        make = dict_maker(p)
+        sv = self.stages = build_stages(st, make)
+        self.rho, self.rho_s, self.t, self.e = sv.rho, sv.rho_s, sv.t, sv.e
+        cons, total_t, total_e = sv.cons, sv.total_t, sv.total_e
+        if st.mode != "min_latency" and sv.t:
             cons.append(total_t <= 1.0)
-        if st.mode != "min_energy" and energies:
+        if st.mode != "min_energy" and sv.e:
             cons.append(total_e <= 1.0)
-        objective: cp.Minimize | cp.Maximize
-        if st.mode == "min_latency":
-            objective = cp.Minimize(total_t)
-        elif st.mode == "min_energy":
-            objective = cp.Minimize(total_e)
-        else:
-            p["w_device"] = _nonneg("w_device")
-            p["w_server"] = _nonneg("w_server")
-            kept = p["w_device"] * self.rho + p["w_server"] * self.rho_s
-            if st.pieces_device or st.pieces_server:
-                terms: list[cp.Expression] = []
-                for side, pieces, ratio in (
-                    ("device", st.pieces_device, self.rho), ("server", st.pieces_server, self.rho_s)
-                ):
-                    if pieces:
-                        z = cp.Variable(name=f"d_{side}")
-                        p[f"icept_{side}"] = cp.Parameter(pieces, name=f"icept_{side}")
-                        p[f"negslope_{side}"] = _nonneg(f"negslope_{side}", (pieces,))
-                        cons.append(z >= p[f"icept_{side}"] - p[f"negslope_{side}"] * ratio)
-                        terms.append(z)
-                # The tiny kept-parameter term only breaks ties where a fit is flat.
-                objective = cp.Minimize(cp.sum(cp.hstack(terms)) - 1e-7 * kept)
-            else:
-                # Among plans of equal quality (e.g. every ratio at 1 under loose budgets) prefer the
-                # one that uses less of both budgets, so the plan is not an arbitrary interior point.
-                objective = cp.Maximize(kept - TIE_BREAK * (total_t + total_e))
+        objective = self._objective(make, sv)
         t0 = time.perf_counter()
         self.problem = cp.Problem(objective, cons)
         if not self.problem.is_dpp():
@@ -205,51 +158,30 @@ class ExactProgram:
         self.build_time_s = time.perf_counter() - t0
         self.solves = 0
 
+    def _objective(self, make: ParamMaker, sv: StageVars) -> cp.Minimize | cp.Maximize:
+        st, total_t, total_e = self.structure, sv.total_t, sv.total_e
+        if st.mode == "min_latency":
+            return cp.Minimize(total_t)
+        if st.mode == "min_energy":
+            return cp.Minimize(total_e)
+        kept = kept_expr(make, sv)
+        if st.pieces_device or st.pieces_server:
+            # Tiny terms only break ties where a fit is flat: keep more parameters, then use less of
+            # both budgets, so loose budgets do not give an arbitrary interior point (as for the bound).
+            return cp.Minimize(cp.sum(cp.hstack(measured_terms(st, make, sv))) - 1e-7 * kept
+                               + 1e-7 * (total_t + total_e))
+        # Among plans of equal quality (e.g. every ratio at 1 under loose budgets) prefer the
+        # one that uses less of both budgets, so the plan is not an arbitrary interior point.
+        return cp.Maximize(kept - TIE_BREAK * (total_t + total_e))
+
     def _set(self, task: SplitTask) -> tuple[float, float, float]:
         """Write the task's numbers into the parameters; returns (T scale, E scale, distortion scale)."""
-        st, p, m = self.structure, self.params, task.model
-        ts = max(task.latency_s, 1.0 / _BIG)
-        es = max(task.energy_j, 1.0 / _BIG)
-        p["rho_lo"].value, p["rho_hi"].value = task.rho_lo, task.rho_hi
-        p["rho_s_lo"].value, p["rho_s_hi"].value = task.rho_s_lo, task.rho_s_hi
-        for side, flops, proc, pin in (
-            ("device", m.device_flops, m.device, task.freq_device_hz),
-            ("server", m.server_flops, m.server, task.freq_server_hz),
-        ):
-            if f"a_{side}" not in p:
-                continue
-            if pin is not None and (st.pin_f_device if side == "device" else st.pin_f_server):
-                p[f"a_{side}"].value = flops / (pin * proc.flops_per_cycle * ts)
-                p[f"k_{side}"].value = proc.pue * proc.power_coeff * flops * pin**2 / (proc.flops_per_cycle * es)
-            else:
-                p[f"a_{side}"].value = flops / (proc.f_max_hz * proc.flops_per_cycle * ts)
-                if f"b_{side}" in p:
-                    p[f"b_{side}"].value = flops / (proc.f_min_hz * proc.flops_per_cycle * ts)
-                p[f"k_{side}"].value = flops * (proc.pue * proc.power_coeff / (es * ts * ts)) ** (1.0 / 3.0) / (
-                    proc.flops_per_cycle
-                )
-        if st.has_upload:
-            link, theta = m.link, m.payload_bits
-            if st.pin_power:
-                assert task.power_w is not None
-                p["u_time"].value = link.time_s(theta, task.power_w) / ts
-                p["u_energy"].value = link.energy_j(theta, task.power_w) / es
-            else:
-                p["u_time"].value = link.time_s(theta, link.p_max_w) / ts
-                p["kappa"].value = theta * LN2 / (link.bandwidth_hz * ts)
-                p["a_energy"].value = link.snr_per_watt * es / ts
-        dscale = 1.0
-        if "w_device" in p:
-            n = m.device_params + m.server_params
-            p["w_device"].value = m.device_params / n
-            p["w_server"].value = m.server_params / n
-            fits = [f for f in (task.fit_device, task.fit_server) if f is not None]
-            if fits:
-                dscale = max(max(abs(a) for a in f.intercepts) for f in fits) or 1.0
-            for side, fit in (("device", task.fit_device), ("server", task.fit_server)):
-                if f"icept_{side}" in p and fit is not None:
-                    p[f"icept_{side}"].value = np.asarray(fit.intercepts) / dscale
-                    p[f"negslope_{side}"].value = -np.asarray(fit.slopes) / dscale
+        values, ts, es = stage_values(self.structure, task)
+        dscale = distortion_scale(task)
+        if self.structure.mode == "quality":
+            values.update(objective_values(self.structure, task, dscale))
+        for name, value in values.items():
+            self.params[name].value = value
         return ts, es, dscale
 
     def solve(self, task: SplitTask) -> RawSolution:
@@ -273,28 +205,12 @@ class ExactProgram:
         if status == cp.OPTIMAL_INACCURATE:
             logger.info("split %s solved inaccurately", task.model.split)
 
-        def val(d: dict[str, cp.Variable], key: str) -> float:
-            v = d.get(key)
-            return max(float(v.value), 0.0) if v is not None and v.value is not None else 0.0
-
         value = math.nan
         if self.structure.mode == "min_latency":
             value = float(self.problem.value) * ts
         elif self.structure.mode == "min_energy":
             value = float(self.problem.value) * es
-        return RawSolution(
-            "optimal",
-            rho=_snap(scalar(self.rho), task.rho_lo, task.rho_hi),
-            rho_s=_snap(scalar(self.rho_s), task.rho_s_lo, task.rho_s_hi),
-            t_device=val(self.t, "device") * ts,
-            t_upload=val(self.t, "upload") * ts,
-            t_server=val(self.t, "server") * ts,
-            e_device=val(self.e, "device") * es,
-            e_upload=val(self.e, "upload") * es,
-            e_server=val(self.e, "server") * es,
-            value=value,
-            solve_time_s=elapsed,
-        )
+        return raw_solution(self.stages, task, ts, es, value=value, solve_time_s=elapsed)
 
 
 def recover_knobs(task: SplitTask, raw: RawSolution) -> Knobs:

@@ -38,7 +38,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         await self.live.register(request.node_id, request.role, request.profile, request.address,
                                  request.applied_version)
         if self.live.ready() and self.live.plan is None:
-            asyncio.get_running_loop().create_task(self.live._replan_quietly("nodes registered"))
+            asyncio.get_running_loop().create_task(self.live.replan_quietly("nodes registered"))
         return control_pb2.RegisterResponse(node_id=request.node_id, current_version=self.live.version)
 
     async def WatchConfig(  # noqa: N802

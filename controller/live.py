@@ -159,9 +159,9 @@ class LiveSystem:
             if planned > 0 and abs(gain - planned) / planned > self.settings.drift_threshold:
                 logger.info("channel gain drifted %.3g -> %.3g: re-planning", planned, gain)
                 node.profile.link.gain = gain
-                asyncio.get_running_loop().create_task(self._replan_quietly("channel drift"))
+                asyncio.get_running_loop().create_task(self.replan_quietly("channel drift"))
 
-    async def _replan_quietly(self, reason: str) -> None:
+    async def replan_quietly(self, reason: str) -> None:
         try:
             await self.replan(reason)
         except SplitbedError as exc:
@@ -180,7 +180,7 @@ class LiveSystem:
         node.queue.put_nowait(control_pb2.Config(reprofile=True, reason="profile requested"))
         try:
             await asyncio.wait_for(node.profiled.wait(), timeout_s)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # wait_for's; not the builtin TimeoutError on 3.10
             raise Unavailable(f"node {node_id!r} sent no profile within {timeout_s:.0f} s") from None
         return node
 
@@ -245,7 +245,7 @@ class LiveSystem:
                 node.queue.put_nowait(plan.config)
         try:
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), self.settings.ack_timeout_s)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # wait_for's; not the builtin TimeoutError on 3.10
             plan.status = "failed"
             raise Unavailable(
                 f"edge server did not apply version {version} within {self.settings.ack_timeout_s:.0f} s"

@@ -16,12 +16,14 @@ from splitbed.errors import FailedPrecondition
 from splitbed.v1 import control_pb2
 
 
-def _processor(profile: control_pb2.NodeProfile, who: str) -> dict[str, float]:
+def _processor(profile: control_pb2.NodeProfile, who: str) -> dict[str, Any]:
     c = profile.compute
     if c.f_max_hz <= 0 or c.flops_per_cycle <= 0:
         raise FailedPrecondition(f"{who} profile has no compute figures (f_max_hz, flops_per_cycle)")
     return {"f_max_hz": c.f_max_hz, "f_min_hz": min(c.f_min_hz, c.f_max_hz), "flops_per_cycle": c.flops_per_cycle,
-            "pue": c.pue or 1.0, "power_coeff": c.power_coeff or 1e-28}
+            "pue": c.pue or 1.0, "power_coeff": c.power_coeff or 1e-28,
+            # The plan's clocks are put on the steps the node's clock backend really offers.
+            "clock_steps_hz": [f for f in c.clock_steps_hz if 0.0 < f <= c.f_max_hz]}
 
 
 def problem_dict(

@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Literal
 
+from controller.discrete import applied_step, on_steps, step_tasks
 from controller.exact import ExactProgram, Mode, RawSolution, Structure, recover_knobs
 from controller.measured import fit_convex_decreasing
 from controller.problem import Answer, Problem, SplitAnswer, SplitSpec, StageBreakdown
@@ -72,9 +73,12 @@ def _task(problem: Problem, spec: SplitSpec, index: int, fit) -> SplitTask:  # t
             fit_d = fit(pts.device, f"{where}.device")
         if spec.server_params > 0.0:
             fit_s = fit(pts.server, f"{where}.server")
+    # A pinned clock is planned, and predicted, at the step the hardware will really apply.
+    f_dev = None if pins.freq_device_hz is None else applied_step(pins.freq_device_hz, model.device)
+    f_srv = None if pins.freq_server_hz is None else applied_step(pins.freq_server_hz, model.server)
     return SplitTask(
         model, problem.budget.latency_s, problem.budget.energy_j, rho_lo, rho_hi, rho_s_lo, rho_s_hi,
-        pins.power_w, pins.freq_device_hz, pins.freq_server_hz, fit_d, fit_s,
+        pins.power_w, f_dev, f_srv, fit_d, fit_s,
     )
 
 
@@ -113,6 +117,14 @@ def answer_from_knobs(task: SplitTask, knobs: Knobs, *, solver: str, scheme: str
     )
 
 
+def _better(a: SplitAnswer, b: SplitAnswer) -> bool:
+    """Lower objective; on a tie (relative 1e-9) lower energy, then lower latency."""
+    va, vb = a.objective_value or 0.0, b.objective_value or 0.0
+    if abs(va - vb) > 1e-9 * max(1.0, abs(va), abs(vb)):
+        return va < vb
+    return ((a.energy_j or 0.0), (a.latency_s or 0.0)) < ((b.energy_j or 0.0), (b.latency_s or 0.0))
+
+
 class Planner:
     """Caches compiled problems so that a re-solve only sets parameter values."""
 
@@ -120,10 +132,6 @@ class Planner:
         self._exact: dict[Structure, ExactProgram] = {}
         self._sca: dict[Structure, ScaProgram] = {}
         self._fits: dict[tuple[tuple[float, float], ...], PiecewiseLinear] = {}
-
-    @property
-    def cached_structures(self) -> int:
-        return len(self._exact) + len(self._sca)
 
     def exact_program(self, task: SplitTask, mode: Mode = "quality") -> ExactProgram:
         key = Structure.of(task, mode)
@@ -165,10 +173,37 @@ class Planner:
     def solve_exact(self, task: SplitTask, scheme: str = "joint") -> SplitAnswer:
         t0 = time.perf_counter()
         raw: RawSolution = self.exact_program(task).solve(task)
-        if raw.status == "optimal":
-            knobs = recover_knobs(task, raw)
-            return answer_from_knobs(task, knobs, solver="exact", scheme=scheme, solve_time_s=time.perf_counter() - t0)
-        return self._not_solved(task, raw.status, raw.message, "exact", scheme, t0)
+        if raw.status != "optimal":
+            return self._not_solved(task, raw.status, raw.message, "exact", scheme, t0)
+        knobs = recover_knobs(task, raw)
+        if not on_steps(task, knobs):
+            return self._best_on_steps(task, knobs, scheme, t0)
+        return answer_from_knobs(task, knobs, solver="exact", scheme=scheme, solve_time_s=time.perf_counter() - t0)
+
+    def _best_on_steps(self, task: SplitTask, continuous: Knobs, scheme: str, t0: float) -> SplitAnswer:
+        """Re-solve with the clocks fixed on the neighbouring hardware steps; keep the best feasible plan."""
+        best: SplitAnswer | None = None
+        pending = step_tasks(task, continuous)
+        while pending:
+            fixed = pending.pop()
+            raw = self.exact_program(fixed).solve(fixed)
+            if raw.status != "optimal":
+                continue
+            knobs = recover_knobs(fixed, raw)
+            if not on_steps(fixed, knobs):
+                # A side idle at the continuous optimum may run once the other's clock is fixed: snap it too.
+                pending.extend(t for t in step_tasks(fixed, knobs) if t != fixed)
+                continue
+            ans = answer_from_knobs(fixed, knobs, solver="exact", scheme=scheme, solve_time_s=0.0)
+            if best is None or _better(ans, best):
+                best = ans
+        note = (f"clocks on hardware steps next to the continuous optimum "
+                f"f={continuous.freq_device_hz:.6g} Hz, f~={continuous.freq_server_hz:.6g} Hz")
+        if best is None:
+            return self._not_solved(task, "infeasible", f"no feasible plan with {note}", "exact", scheme, t0)
+        best.message = note
+        best.solve_time_s = time.perf_counter() - t0
+        return best
 
     def solve_sca(self, task: SplitTask, scheme: str = "joint", start: str = "phase1") -> SplitAnswer:
         t0 = time.perf_counter()

@@ -26,6 +26,7 @@ from splitbed.channel import gain_from_distance
 PosFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
+MAX_CLOCK_STEPS = 1024
 
 
 class _Strict(BaseModel):
@@ -38,15 +39,22 @@ class ProcessorSpec(_Strict):
     pue: PosFloat = Field(description="power usage effectiveness eta")
     power_coeff: PosFloat = Field(description="chip power coefficient phi, W/(cycle/s)^3")
     f_min_hz: NonNegFloat = Field(default=0.0, description="lowest clock the hardware offers, Hz (0 = any)")
+    clock_steps_hz: list[PosFloat] = Field(
+        default_factory=list, max_length=MAX_CLOCK_STEPS,
+        description="discrete clocks the hardware offers, Hz; plans put f on these steps (empty = continuous)",
+    )
 
     @model_validator(mode="after")
     def _clock_range(self) -> ProcessorSpec:
         if self.f_min_hz > self.f_max_hz:
             raise ValueError("f_min_hz exceeds f_max_hz")
+        if any(f > self.f_max_hz * (1 + 1e-9) for f in self.clock_steps_hz):
+            raise ValueError("clock_steps_hz: a step exceeds f_max_hz")
         return self
 
     def to_model(self) -> Processor:
-        return Processor(self.f_max_hz, self.flops_per_cycle, self.pue, self.power_coeff, self.f_min_hz)
+        steps = tuple(sorted({f for f in self.clock_steps_hz if f >= self.f_min_hz * (1 - 1e-9)}))
+        return Processor(self.f_max_hz, self.flops_per_cycle, self.pue, self.power_coeff, self.f_min_hz, steps)
 
 
 class LinkSpec(_Strict):

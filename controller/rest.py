@@ -15,17 +15,9 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, Field
 
 from controller.live import PIN_FIELDS, LiveSystem
+from controller.multi_rest import MultiSolveMiddleware
 from controller.problem import Answer, Problem
 from splitbed import errors
-
-HTTP_CODES: list[tuple[type[errors.SplitbedError], int]] = [
-    (errors.InvalidArgument, 422),
-    (errors.NotFound, 404),
-    (errors.FailedPrecondition, 409),
-    (errors.Unavailable, 503),
-    (errors.PermissionDenied, 403),
-    (errors.ResourceExhausted, 413),
-]
 
 
 class BudgetIn(BaseModel):
@@ -81,11 +73,11 @@ def create_app(live: LiveSystem) -> FastAPI:
     app = FastAPI(title="splitbed controller", version="1",
                   description="Plans split point, pruning ratios, transmit power and clocks (problem P1) and "
                               "pushes them to the device agents and edge servers.")
+    app.add_middleware(MultiSolveMiddleware, live=live)  # POST /v1/solve with "devices": the multi-device form
 
     @app.exception_handler(errors.SplitbedError)
     async def _domain_error(request: Request, exc: errors.SplitbedError) -> JSONResponse:
-        code = next((c for cls, c in HTTP_CODES if isinstance(exc, cls)), 500)
-        return JSONResponse(status_code=code, content={"detail": str(exc), "error": type(exc).__name__})
+        return JSONResponse(status_code=exc.http_status, content={"detail": str(exc), "error": type(exc).__name__})
 
     @app.post("/v1/solve", response_model=Answer, summary="Solve P1 for a problem (stateless)")
     async def solve(problem: Problem, solver: Literal["exact", "sca"] = Query("exact"),

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from splitbed.kinds import Encoding, PruneMethod
+
 
 class ControllerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONTROLLER_", extra="ignore")
@@ -19,8 +21,8 @@ class ControllerSettings(BaseSettings):
     energy_budget_j: float = Field(0.5, gt=0, description="Energy budget E0 of the live system, joules.")
     solver: Literal["exact", "sca"] = Field("exact", description="Solver used for live plans.")
     scheme: str = Field("joint", description="Scheme for live plans (joint or a paper benchmark).")
-    method: str = Field("structured-magnitude", description="Pruning method pushed with every plan.")
-    encoding: Literal["fp32", "fp16", "int8"] | None = Field(
+    method: PruneMethod = Field("structured-magnitude", description="Pruning method pushed with every plan.")
+    encoding: Encoding | None = Field(
         None, description="Uplink encoding pushed with every plan (unset = each agent keeps its own, which its "
         "profile's payload sizes were computed for).")
     rho_min_device: float = Field(0.3, ge=0, le=1, description="Floor on the device kept ratio (quality guard).")

@@ -24,6 +24,8 @@ class Processor:
     pue: float
     power_coeff: float
     f_min_hz: float = 0.0  # lowest clock the hardware offers; 0 = any
+    # Discrete clock steps the hardware offers (Hz, ascending); empty = continuous.
+    steps_hz: tuple[float, ...] = ()
 
     def time_s(self, ratio: float, flops: float, freq_hz: float) -> float:
         """rho N / (f c) (eq. 4 / 8); zero work takes no time even at f = 0."""

@@ -1,27 +1,31 @@
-"""The agent as a program: connect, follow the controller if any, run the workload, write records."""
+"""The agent as a program: connect, follow the controller if any, run the workload, write each record."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 import torch
 
 from device_agent.node import DeviceNode
+from device_agent.record import TIMING_SOURCES, RequestRecord
 from device_agent.records import RecordWriter, read_records, record_key
 from device_agent.report import add_fidelity, print_summary, print_versions, to_json
-from device_agent.runner import TIMING_SOURCES, DeviceRunner
+from device_agent.runner import DeviceRunner
 from device_agent.samples import load_texts
 from device_agent.settings import AgentSettings
-from splitbed.control import ControlLink
+from splitbed.control_client import ControlClient
 from splitbed.errors import Unavailable
-from splitbed.model import load_full_model
+from splitbed.model import load_device_part, load_full_model, resolve_model
 from splitbed.resilience import Keepalive
+from splitbed.side.calibrate_command import calibrate_command
 from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
+
+OnRecord = Callable[[RequestRecord], Awaitable[None]]
 
 
 def reference_embeddings(runner: DeviceRunner, texts: list[str]) -> np.ndarray:
@@ -34,20 +38,56 @@ def reference_embeddings(runner: DeviceRunner, texts: list[str]) -> np.ndarray:
     return torch.stack(outs).float().cpu().numpy()
 
 
-async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tuple[ControlLink, DeviceNode]:
+async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tuple[ControlClient, DeviceNode]:
     assert settings.controller is not None
-    node = DeviceNode(runner)
-    link = ControlLink(settings.controller, settings.node_id, control_pb2.ROLE_DEVICE, profile=node.profile,
-                       apply=node.apply, rpc_timeout_s=settings.control_timeout_s,
-                       keepalive=Keepalive(settings.keepalive_s, settings.keepalive_timeout_s))
-    link.start()
+    node = DeviceNode.of(runner)
+    control = ControlClient(settings.controller, settings.node_id, control_pb2.ROLE_DEVICE, node,
+                            rpc_timeout_s=settings.control_timeout_s,
+                            keepalive=Keepalive(settings.keepalive_s, settings.keepalive_timeout_s))
+    control.start()
     try:
-        await asyncio.wait_for(link.first_config.wait(), settings.wait_config_s)
-    except TimeoutError:
-        await link.close()
+        await asyncio.wait_for(control.first_config.wait(), settings.wait_config_s)
+    except asyncio.TimeoutError:  # wait_for's; not the builtin TimeoutError on 3.10
+        await control.close()
         raise Unavailable(f"no plan from controller {settings.controller} within {settings.wait_config_s:.0f} s "
                           "(is it running, and is an edge server registered with it?)") from None
-    return link, node
+    return control, node
+
+
+async def run_workload(runner: DeviceRunner, settings: AgentSettings, texts: list[str], sink: OnRecord,
+                       skip: set[str]) -> list[RequestRecord]:
+    """The records of the whole workload, under the controller when there is one; `sink` gets each at once."""
+    control: ControlClient | None = None
+    try:
+        await runner.connect(standalone=not settings.controller)
+        if not settings.controller:
+            return await runner.run(texts, sink, skip=skip)
+        control, node = await follow_controller(runner, settings)
+
+        async def on_record(rec: RequestRecord) -> None:
+            await sink(rec)
+            node.observe(rec)
+            if control is not None:
+                await control.report_telemetry()
+
+        return await runner.run(texts, on_record, skip=skip)
+    finally:
+        if control is not None:
+            await control.close()
+        await runner.close()
+
+
+def record_sink(runner: DeviceRunner, writer: RecordWriter, ref: np.ndarray | None) -> OnRecord:
+    """Completes a record (fidelity, sources, model label) and appends it to the file as soon as it is made."""
+
+    async def sink(rec: RequestRecord) -> None:
+        if ref is not None and rec.index is not None:
+            add_fidelity([rec], ref[rec.index][None])
+        rec.timing_sources = TIMING_SOURCES
+        rec.model_label = runner.source.label
+        writer.write(to_json(rec), record_key(rec))
+
+    return sink
 
 
 async def run_agent(settings: AgentSettings) -> int:
@@ -56,32 +96,13 @@ async def run_agent(settings: AgentSettings) -> int:
     if writer.run_id and not settings.run_id:  # a resumed run keeps its idempotent id
         settings = settings.model_copy(update={"run_id": writer.run_id})
     runner = DeviceRunner(settings)
-    link: ControlLink | None = None
-    ref = reference_embeddings(runner, texts) if settings.reference else None
     try:
-        await runner.connect(standalone=not settings.controller)
-        node: DeviceNode | None = None
-        if settings.controller:
-            link, node = await follow_controller(runner, settings)
-
-        async def on_record(rec: dict[str, Any]) -> None:
-            if ref is not None:
-                add_fidelity([rec], ref[rec["index"]][None])
-            rec["timing_sources"] = TIMING_SOURCES
-            rec["model_label"] = runner.source.label
-            writer.write(to_json(rec), record_key(rec))
-            report = node.telemetry(rec) if node is not None else None
-            if report is not None and link is not None:
-                await link.report(*report)
-
-        records = await runner.run(texts, on_record, skip=writer.done)
+        ref = reference_embeddings(runner, texts) if settings.reference else None
+        records = await run_workload(runner, settings, texts, record_sink(runner, writer, ref), writer.done)
     finally:
         writer.close()
-        if link is not None:
-            await link.close()
-        await runner.close()
     if writer.resumed:
-        records = read_records(settings.out)[0]
+        records = [RequestRecord.from_dict(d) for d in read_records(settings.out)[0]]
     if not settings.quiet:
         st = runner.state
         title = (f"{runner.source.label}: split L={st.split}, rho={st.rho_device:g} "
@@ -94,28 +115,14 @@ async def run_agent(settings: AgentSettings) -> int:
     return 0
 
 
-def calibrate_device(settings: AgentSettings, freqs: list[float] | None, as_json: bool) -> int:
-    """Fit phi on this device with its own front layers as the workload."""
-    from splitbed.calibration import report, run_calibration
-    from splitbed.model import load_device_part, resolve_model
-    from splitbed.stage import Stage
+def run_command(settings: AgentSettings) -> int:
+    """`device-agent run`."""
+    return asyncio.run(run_agent(settings))
 
+
+def calibrate(settings: AgentSettings, freqs: list[float] | None, as_json: bool) -> int:
+    """Fit phi on this device with its own front layers as the workload."""
     source = resolve_model(settings.model)
     part = load_device_part(source, max(settings.split, 1), rho=settings.rho, method=settings.method,
                             device=settings.device)
-    stage = Stage(settings.clock, settings.clock_profile, settings.energy, pue=settings.pue,
-                  phi=settings.power_coeff, host_flops_per_s=settings.host_flops_per_s)
-    seq = settings.seq_len or 128
-    ids = torch.full((1, seq), 1000, dtype=torch.long)
-    from splitbed.model import profile_part
-
-    flops = profile_part(part, seq).flops
-
-    def workload() -> float:
-        with torch.inference_mode():
-            for _ in range(10):
-                part(ids, torch.ones_like(ids), torch.zeros_like(ids))
-        return 10.0 * flops
-
-    report(run_calibration(stage, workload, freqs=freqs), as_json)
-    return 0
+    return calibrate_command(settings, part, settings.seq_len or 128, freqs, as_json)

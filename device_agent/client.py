@@ -9,6 +9,7 @@ import logging
 import grpc
 from grpc import aio
 
+from splitbed import aio_compat
 from splitbed.errors import SplitbedError, Unavailable
 from splitbed.grpc_errors import translate_rpc_error
 from splitbed.grpc_server import channel_options
@@ -39,7 +40,7 @@ class InferenceClient:
         try:
             await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
             return await self._stub.GetInfo(inference_pb2.GetInfoRequest(), timeout=timeout_s)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # from wait_for; not the builtin TimeoutError on 3.10
             raise Unavailable(f"edge server {self.address} not reachable within {timeout_s:.0f} s") from None
         except grpc.RpcError as exc:
             raise translate_rpc_error(exc) from exc
@@ -56,13 +57,13 @@ class InferenceClient:
         call = self._call
         try:
             # asyncio.timeout, not wait_for: no extra task per request on the hot path.
-            async with asyncio.timeout(self._timeout_s):
+            async with aio_compat.timeout(self._timeout_s):
                 await call.write(request)
                 response = await call.read()
         except grpc.RpcError as exc:
             self._call = None
             err = translate_rpc_error(exc)
-            err.retry_after_s = retry_after_s(exc)  # type: ignore[attr-defined]
+            err.retry_after_s = retry_after_s(exc)
             raise err from exc
         except (asyncio.InvalidStateError, aio.UsageError) as exc:
             # Writing to a stream the server already ended ("RPC already finished"): a broken stream.

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from device_agent.record import RequestRecord
 from splitbed.errors import FailedPrecondition
 
 logger = logging.getLogger(__name__)
@@ -25,8 +26,10 @@ logger = logging.getLogger(__name__)
 RUN_ID_KEY = "run_id"
 
 
-def record_key(rec: dict[str, Any]) -> str:
-    """The request a record answers: `rep-index` (unique within a run)."""
+def record_key(rec: RequestRecord | dict[str, Any]) -> str:
+    """The request a record (or its JSONL object) answers: `rep-index` (unique within a run)."""
+    if isinstance(rec, RequestRecord):
+        return f"{rec.rep or 0}-{rec.index}"
     return f"{rec.get('rep', 0)}-{rec['index']}"
 
 

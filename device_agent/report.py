@@ -12,6 +12,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from device_agent.record import RequestRecord
+
 STAGES = (
     ("device_compute_s", "device compute"),
     ("encode_s", "encode"),
@@ -22,23 +24,23 @@ STAGES = (
 )
 
 
-def add_fidelity(records: list[dict[str, Any]], reference: np.ndarray) -> None:
+def add_fidelity(records: list[RequestRecord], reference: np.ndarray) -> None:
     """Attach cosine and l2 distance to the unpruned, unsplit model's embedding (same row order)."""
     for rec, ref in zip(records, reference, strict=True):
-        emb = np.asarray(rec["embedding"], dtype=np.float64)
+        emb = np.asarray(rec.embedding, dtype=np.float64)
         r = np.asarray(ref, dtype=np.float64)
         denom = float(np.linalg.norm(emb) * np.linalg.norm(r))
-        rec["cosine"] = float(emb @ r / denom) if denom > 0 else 0.0
-        rec["l2"] = float(np.linalg.norm(emb - r))
+        rec.cosine = float(emb @ r / denom) if denom > 0 else 0.0
+        rec.l2 = float(np.linalg.norm(emb - r))
 
 
-def to_json(rec: dict[str, Any]) -> str:
-    out = dict(rec)
-    out["embedding"] = [float(x) for x in np.asarray(rec["embedding"]).ravel()]
+def to_json(rec: RequestRecord) -> str:
+    out = rec.to_dict()
+    out["embedding"] = [float(x) for x in np.asarray(rec.embedding).ravel()]
     return json.dumps(out)
 
 
-def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
+def write_jsonl(path: str | Path, records: Iterable[RequestRecord]) -> None:
     with Path(path).open("w", encoding="utf-8") as fh:
         for rec in records:
             fh.write(to_json(rec) + "\n")
@@ -48,15 +50,15 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else math.nan
 
 
-def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(records: list[RequestRecord]) -> dict[str, Any]:
     stages = {}
     for key, _ in STAGES:
-        vals = [r["timings"][key] for r in records]
+        vals = [getattr(r.timings, key) for r in records]
         stages[key] = {"median_s": percentile(vals, 50), "p95_s": percentile(vals, 95)}
     summary: dict[str, Any] = {"requests": len(records), "stages": stages}
-    cos = [r["cosine"] for r in records if "cosine" in r]
+    cos = [r.cosine for r in records if r.cosine is not None]
     if cos:
-        l2 = [r["l2"] for r in records]
+        l2 = [r.l2 for r in records if r.l2 is not None]
         summary["fidelity"] = {
             "cosine_mean": float(np.mean(cos)), "cosine_min": float(np.min(cos)),
             "l2_mean": float(np.mean(l2)), "l2_max": float(np.max(l2)),
@@ -64,7 +66,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def print_summary(records: list[dict[str, Any]], title: str, console: Console | None = None) -> dict[str, Any]:
+def print_summary(records: list[RequestRecord], title: str, console: Console | None = None) -> dict[str, Any]:
     console = console or Console()
     summary = summarize(records)
     table = Table(title=title)
@@ -75,7 +77,7 @@ def print_summary(records: list[dict[str, Any]], title: str, console: Console | 
         st = summary["stages"][key]
         table.add_row(label, f"{st['median_s'] * 1e3:.2f}", f"{st['p95_s'] * 1e3:.2f}")
     console.print(table)
-    payload = records[0]["payload_bytes"] if records else 0
+    payload = records[0].payload_bytes if records else 0
     console.print(f"{len(records)} requests; uplink payload {payload} bytes; timings measured with perf_counter")
     if "fidelity" in summary:
         f = summary["fidelity"]
@@ -86,15 +88,15 @@ def print_summary(records: list[dict[str, Any]], title: str, console: Console | 
     return summary
 
 
-def version_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def version_rows(records: list[RequestRecord]) -> list[dict[str, Any]]:
     """Per config version: the plan's knobs, predicted vs measured median latency."""
     rows: dict[int, dict[str, Any]] = {}
     for r in records:
-        row = rows.setdefault(r["config_version"], {"version": r["config_version"], "split": r["split"],
-                                                    "rho": r["rho"], "rho_server": r["rho_server"],
-                                                    "predicted_s": r.get("predicted", {}).get("latency_s"),
-                                                    "e2e": []})
-        row["e2e"].append(r["timings"]["e2e_s"])
+        row = rows.setdefault(r.config_version, {"version": r.config_version, "split": r.split, "rho": r.rho,
+                                                 "rho_server": r.rho_server,
+                                                 "predicted_s": r.predicted.latency_s if r.predicted else None,
+                                                 "e2e": []})
+        row["e2e"].append(r.timings.e2e_s)
     out = []
     for row in rows.values():
         e2e = row.pop("e2e")
@@ -106,7 +108,7 @@ def version_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def print_versions(records: list[dict[str, Any]], console: Console | None = None) -> None:
+def print_versions(records: list[RequestRecord], console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title="per plan version: predicted (modelled, paper eqs. 4-11) vs measured (median e2e)")
     for col in ("version", "requests", "L", "rho", "rho~", "predicted (ms)", "measured (ms)", "error"):

@@ -82,7 +82,7 @@ class ResilientClient:
                     raise Unavailable(f"request {request.request_id}: no answer for {now - started:.1f} s "
                                       f"(limit {self.policy.max_outage_s:g} s); last error: {exc}") from exc
                 wait = self.policy.delay(attempt, self._rng)
-                hint = getattr(exc, "retry_after_s", None)
+                hint = exc.retry_after_s
                 if hint:
                     wait = max(wait, float(hint))
                 wait = min(wait, left)

@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from splitbed.settings_common import (
-    CLOCK_FIELD,
-    DEVICE_FIELD,
-    ENERGY_FIELD,
-    HOST_FLOPS_FIELD,
-    METHOD_FIELD,
-    MODEL_FIELD,
-    PHI_FIELD,
-    PUE_FIELD,
-    RHO_FIELD,
-    SPLIT_FIELD,
-    THREADS_FIELD,
-    Encoding,
-    PruneMethod,
-    TorchDevice,
-)
+from splitbed.kinds import Encoding
+from splitbed.side.settings import SideSettings
 
 
-class AgentSettings(BaseSettings):
+class AgentSettings(SideSettings):
     model_config = SettingsConfigDict(env_prefix="AGENT_", extra="ignore")
 
     server: str = Field("127.0.0.1:50051", description="Edge server gRPC address host:port.")
-    model: str = MODEL_FIELD
-    split: int = SPLIT_FIELD
-    rho: float = RHO_FIELD
     rho_server: float | None = Field(
         None, gt=0.0, le=1.0, description="Server ratio the requests ask for (unset = whatever the server serves)."
     )
-    method: PruneMethod = METHOD_FIELD
     encoding: Encoding = Field("fp32", description="Uplink encoding of the hidden state.")
-    device: TorchDevice = DEVICE_FIELD
-    threads: int = THREADS_FIELD
     texts: str | None = Field(None, description="Input file, one text per line (unset = built-in sample).")
     out: str = Field("results.jsonl", description="Output JSONL file, one record per input.")
     reference: bool = Field(False, description="Also compare with the unpruned, unsplit model (cosine, l2).")
@@ -54,23 +34,10 @@ class AgentSettings(BaseSettings):
                                           "unreachable this long, seconds.")
     reconnect_backoff_s: float = Field(0.1, gt=0, description="First wait before resending, seconds (doubles).")
     reconnect_backoff_max_s: float = Field(2.0, gt=0, description="Largest wait between resends, seconds.")
-    keepalive_s: float = Field(20.0, gt=0, description="HTTP/2 keepalive ping interval on the streams, seconds.")
-    keepalive_timeout_s: float = Field(10.0, gt=0, description="Keepalive ping answer timeout, seconds.")
-    control_timeout_s: float = Field(10.0, gt=0, description="Deadline of each unary control RPC (register, "
-                                     "ack, telemetry), seconds.")
-    max_message_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest gRPC message, bytes.")
-    seed: int = Field(0, description="Seed for random pruning methods.")
-    controller: str | None = Field(None, description="Controller gRPC address host:port; unset = standalone.")
     node_id: str = Field("device-0", description="Name under which the agent registers with the controller.")
     quiet: bool = Field(False, description="Do not print the summary table.")
 
-    # Hardware knobs (see docs/architecture.md): clock cap f, transmit power p via the link backend.
-    clock: str = CLOCK_FIELD
-    clock_profile: str = Field("paper-device", description="Profile an emulated clock stretches compute to.")
-    energy: str = ENERGY_FIELD
-    host_flops_per_s: float | None = HOST_FLOPS_FIELD
-    pue: float = PUE_FIELD
-    power_coeff: float = PHI_FIELD
+    # The radio uplink: transmit power p via the link backend, and the channel it is planned for.
     link: str = Field("pacer", description="Uplink backend: pacer (emulated, default) | tbf | iw.")
     link_dev: str | None = Field(None, description="Network interface for the tbf / iw link backends.")
     power_w: float | None = Field(None, gt=0, description="Transmit power p, W (unset = no pacing standalone).")
@@ -82,6 +49,3 @@ class AgentSettings(BaseSettings):
     path_loss_exponent: float = Field(2.8, gt=0, description="Path-loss exponent alpha.")
     telemetry_every: int = Field(20, ge=1, description="Report telemetry to the controller every N requests.")
     wait_config_s: float = Field(120.0, gt=0, description="With a controller: wait this long for the first plan, s.")
-    metrics_port: int | None = Field(
-        None, ge=0, le=65535, description="Serve Prometheus /metrics on this port (0 = free port; unset = off)."
-    )

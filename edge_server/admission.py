@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from splitbed.resilience import Overloaded
+from splitbed.errors import ResourceExhausted
+from splitbed.resilience import overloaded
 from splitbed.v1 import inference_pb2, tensor_pb2
 
 logger = logging.getLogger(__name__)
@@ -64,10 +65,10 @@ class Admission:
     def total_streams(self) -> int:
         return sum(self.streams.values())
 
-    def _refuse(self, message: str) -> Overloaded:
+    def _refuse(self, message: str) -> ResourceExhausted:
         self.refused += 1
         logger.info("admission: %s", message)
-        return Overloaded(message, self.bounds.retry_after_s)
+        return overloaded(message, self.bounds.retry_after_s)
 
     @contextlib.contextmanager
     def stream(self, peer: str) -> Iterator[None]:

@@ -18,8 +18,11 @@ from typing import Any
 import numpy as np
 
 from edge_server.admission import FairGate
-from edge_server.compute import ComputeResult, run_server_part
-from splitbed.stage import Stage
+from edge_server.compute import run_server_part
+from splitbed.model import ServerPart
+from splitbed.side.hardware import ComputeHardware, ComputeTiming
+
+Result = tuple[np.ndarray, ComputeTiming]
 
 
 def row_chunks(batch: int, seq: int, chunk_tokens: int) -> list[tuple[int, int]]:
@@ -28,39 +31,38 @@ def row_chunks(batch: int, seq: int, chunk_tokens: int) -> list[tuple[int, int]]
     return [(a, min(batch, a + rows)) for a in range(0, batch, rows)]
 
 
+def combined(results: list[Result]) -> Result:
+    """One result for a batch run in chunks: `started_s` is set so that the waits between chunks count as
+    queueing (end - compute), as they are for the client."""
+    timings = [t for _, t in results]
+    compute = sum(t.compute_s for t in timings)
+    energy = timings[0].energy
+    if energy is not None:
+        energy = dataclasses.replace(energy, joules=sum(t.energy.joules for t in timings if t.energy),
+                                     seconds=sum(t.energy.seconds for t in timings if t.energy))
+    timing = ComputeTiming(compute_s=compute, stretch_s=sum(t.stretch_s for t in timings), energy=energy,
+                           started_s=time.perf_counter() - compute)
+    return np.concatenate([emb for emb, _ in results]), timing
+
+
 class FairCompute:
     def __init__(self, executor: Executor, slots: int, *, chunk_tokens: int = 256) -> None:
         self._executor = executor
         self.gate = FairGate(slots)
         self.chunk_tokens = chunk_tokens
 
-    async def _turn(self, peer: str, fn: Any, *args: Any) -> ComputeResult:
+    async def _turn(self, peer: str, *args: Any) -> Result:
         await self.gate.acquire(peer)
         try:
-            result: ComputeResult = await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+            result: Result = await asyncio.get_running_loop().run_in_executor(self._executor, run_server_part, *args)
             return result
         finally:
             self.gate.release()
 
-    async def run(self, peer: str, part: Any, hidden: np.ndarray, mask: np.ndarray, queued_at: float,
-                  stage: Stage, flops: float) -> ComputeResult:
-        batch, seq = hidden.shape[0], hidden.shape[1]
-        chunks = row_chunks(batch, seq, self.chunk_tokens)
+    async def run(self, peer: str, hw: ComputeHardware, part: ServerPart, hidden: np.ndarray,
+                  mask: np.ndarray) -> Result:
+        """The back layers on a batch, in fair turns: the embedding and the compute's timing and energy."""
+        chunks = row_chunks(hidden.shape[0], hidden.shape[1], self.chunk_tokens)
         if len(chunks) == 1:
-            return await self._turn(peer, run_server_part, part, hidden, mask, queued_at, stage, flops)
-        results = []
-        for a, b in chunks:
-            results.append(await self._turn(peer, run_server_part, part, hidden[a:b], mask[a:b], time.perf_counter(),
-                                            stage, flops * (b - a) / batch))
-        compute = sum(r.compute_s for r in results)
-        energy = results[0].energy
-        if energy is not None:
-            energy = dataclasses.replace(energy, joules=sum(r.energy.joules for r in results if r.energy),
-                                         seconds=sum(r.energy.seconds for r in results if r.energy))
-        return ComputeResult(
-            embedding=np.concatenate([r.embedding for r in results]),
-            queue_s=max(0.0, time.perf_counter() - queued_at - compute),
-            compute_s=compute,
-            stretch_s=sum(r.stretch_s for r in results),
-            energy=energy,
-        )
+            return await self._turn(peer, hw, part, hidden, mask)
+        return combined([await self._turn(peer, hw, part, hidden[a:b], mask[a:b]) for a, b in chunks])

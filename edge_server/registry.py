@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from splitbed.errors import FailedPrecondition
@@ -33,17 +33,6 @@ class Served:
     part: Any  # splitbed.model.ServerPart (kept untyped: the registry does not import torch)
     inflight: int = 0
     served: int = 0
-    retired: bool = False
-    drained: threading.Event = field(default_factory=threading.Event)
-    _flops: dict[int, int] = field(default_factory=dict)
-
-    def flops(self, seq_len: int) -> int:
-        """FLOPs of one sequence through this (pruned) part; analytic, cached per length."""
-        if seq_len not in self._flops:
-            from splitbed.model import profile_part
-
-            self._flops[seq_len] = profile_part(self.part, seq_len).flops
-        return self._flops[seq_len]
 
 
 class PartRegistry:
@@ -82,8 +71,6 @@ class PartRegistry:
         for v in older:
             s = self._parts[v]
             if v not in keep and s.inflight == 0:
-                s.retired = True
-                s.drained.set()
                 del self._parts[v]
                 logger.info("retired config version %d after %d requests", v, s.served)
 

@@ -1,4 +1,4 @@
-"""InferenceService: thin gRPC layer; validation in `splitbed.wire`, model work in a worker pool."""
+"""InferenceService: thin gRPC layer; validation in `splitbed.request_validation`, model work in a worker pool."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 from grpc import aio
 
 from edge_server.admission import Admission, Bounds, declared_bytes
@@ -21,9 +20,9 @@ from splitbed.codec import Limits, encode_float
 from splitbed.errors import SplitbedError, Unavailable
 from splitbed.grpc_errors import status_for
 from splitbed.metrics import Metrics
-from splitbed.stage import Stage
+from splitbed.request_validation import validate_request
+from splitbed.side.hardware import ComputeHardware
 from splitbed.v1 import inference_pb2, inference_pb2_grpc
-from splitbed.wire import validate_request
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +38,14 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         limits: Limits,
         max_batch: int,
         info: inference_pb2.ServerInfo,
-        stage: Stage,
+        hw: ComputeHardware,
         metrics: Metrics,
         bounds: Bounds | None = None,
         decode_executor: ThreadPoolExecutor | None = None,
         compute_slots: int = 1,
         chunk_tokens: int = 256,
     ) -> None:
-        self._stage = stage
+        self._hw = hw
         self._metrics = metrics
         self._registry = registry
         self._executor = executor
@@ -99,26 +98,24 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                 self._decode, validate)
             decode_s = time.perf_counter() - t0
             queued = time.perf_counter()
-            flops = served.flops(hidden.shape[1]) * hidden.shape[0]
-            result = await self.compute.run(peer, served.part, hidden, mask, queued, self._stage, flops)
-        embedding: np.ndarray = result.embedding
+            embedding, timing = await self.compute.run(peer, self._hw, served.part, hidden, mask)
+        queue_s = timing.started_s - queued
         self.requests_served += 1
-        self._metrics.observe_stages({"decode_s": decode_s, "queue_s": result.queue_s,
-                                      "server_compute_s": result.compute_s})
-        if result.energy is not None:
-            self._metrics.observe_energy("server", result.energy.joules, result.energy.source)
+        self._metrics.observe_stages({"decode_s": decode_s, "queue_s": queue_s, "server_compute_s": timing.compute_s})
+        if timing.energy is not None:
+            self._metrics.observe_energy("server", timing.energy.joules, timing.energy.source)
         return inference_pb2.InferResponse(
             request_id=request.request_id,
             embedding=encode_float(embedding, "fp32"),
             config_version=served.version,
             rho_server_applied=served.rho,
-            server_energy_j=result.energy.joules if result.energy else 0.0,
-            server_energy_source=result.energy.source if result.energy else "",
+            server_energy_j=timing.energy.joules if timing.energy else 0.0,
+            server_energy_source=timing.energy.source if timing.energy else "",
             timings=inference_pb2.ServerTimings(
                 decode_s=decode_s,
-                queue_s=result.queue_s,
-                server_compute_s=result.compute_s,
-                server_stretch_s=result.stretch_s,
+                queue_s=queue_s,
+                server_compute_s=timing.compute_s,
+                server_stretch_s=timing.stretch_s,
                 received_unix_ns=received_ns,
                 sent_unix_ns=time.time_ns(),
             ),

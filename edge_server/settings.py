@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from splitbed.settings_common import (
-    CLOCK_FIELD,
-    DEVICE_FIELD,
-    ENERGY_FIELD,
-    HOST_FLOPS_FIELD,
-    METHOD_FIELD,
-    MODEL_FIELD,
-    RHO_FIELD,
-    SPLIT_FIELD,
-    THREADS_FIELD,
-    PruneMethod,
-    TorchDevice,
-)
+from splitbed.side.settings import SideSettings
 
 
-class EdgeSettings(BaseSettings):
+class EdgeSettings(SideSettings):
     model_config = SettingsConfigDict(env_prefix="EDGE_", extra="ignore")
 
     host: str = Field("0.0.0.0", description="Address to bind.")
     port: int = Field(50051, ge=0, le=65535, description="TCP port (0 = pick a free one and print it).")
-    model: str = MODEL_FIELD
-    split: int = SPLIT_FIELD
-    rho: float = RHO_FIELD
-    method: PruneMethod = METHOD_FIELD
-    device: TorchDevice = DEVICE_FIELD
-    threads: int = THREADS_FIELD
     workers: int = Field(1, ge=1, description="Compute worker threads (requests beyond queue).")
-    max_message_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest gRPC message accepted, bytes.")
     max_batch: int = Field(64, gt=0, description="Largest batch (sequences) per request.")
     grace_s: float = Field(5.0, ge=0, description="Shutdown grace period for in-flight streams, seconds.")
     decode_workers: int = Field(2, ge=1, description="Threads that decode and validate requests off the event loop.")
@@ -43,21 +24,9 @@ class EdgeSettings(BaseSettings):
     compute_chunk_tokens: int = Field(256, gt=0, description="Batches run as row chunks of at most this many "
                                       "tokens, one fair turn each (bounds another client's wait), tokens.")
     retry_after_s: float = Field(0.5, ge=0, description="Retry hint sent with RESOURCE_EXHAUSTED, seconds.")
-    keepalive_s: float = Field(20.0, gt=0, description="HTTP/2 keepalive ping interval, seconds.")
-    keepalive_timeout_s: float = Field(10.0, gt=0, description="Keepalive ping answer timeout, seconds.")
-    control_timeout_s: float = Field(10.0, gt=0, description="Deadline of each unary control RPC (register, "
-                                     "ack, telemetry), seconds.")
-    seed: int = Field(0, description="Seed for random pruning methods.")
-    controller: str | None = Field(None, description="Controller gRPC address host:port; unset = standalone.")
     node_id: str = Field("edge-0", description="Name under which the server registers with the controller.")
-    clock: str = CLOCK_FIELD
     clock_profile: str = Field("edge-cpu", description="Profile an emulated clock stretches compute to.")
-    energy: str = ENERGY_FIELD
-    host_flops_per_s: float | None = HOST_FLOPS_FIELD
     pue: float = Field(2.0, gt=0, description="Power usage effectiveness eta~ of the edge site (dimensionless).")
     power_coeff: float = Field(1e-28, gt=0, description="Power coefficient phi~ of the server, W/(cycle/s)^3.")
     profile_seq_len: int = Field(128, gt=0, description="Sequence length at which compute is profiled, tokens.")
     port_file: str | None = Field(None, description="Write the bound port to this file once serving.")
-    metrics_port: int | None = Field(
-        None, ge=0, le=65535, description="Serve Prometheus /metrics on this port (0 = free port; unset = off)."
-    )

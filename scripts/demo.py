@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -28,8 +29,11 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from device_agent.record import RequestRecord
 from device_agent.report import version_rows
-from splitbed.launch import ROOT, Proc, child_env, start, start_controller, start_edge
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the source-checkout launcher lives in tests/
+from tests.launch import ROOT, Proc, child_env, start, start_controller, start_edge
 
 console = Console(width=150)
 
@@ -65,7 +69,7 @@ def plan_line(plan: dict[str, Any]) -> str:
             f" -> predicted {p['latency_s'] * 1e3:.1f} ms, {p['energy_j'] * 1e3:.2f} mJ")
 
 
-def version_table(records: list[dict[str, Any]], plans: dict[int, dict[str, Any]]) -> Table:
+def version_table(records: list[RequestRecord], plans: dict[int, dict[str, Any]]) -> Table:
     table = Table(title="plans applied live (predicted: paper eqs. 4-11 with the plan's knobs; measured: "
                         "median e2e, perf_counter, emulated clocks + paced uplink)")
     for col in ("version", "requests", "L", "rho", "rho~", "p (mW)", "f (MHz)", "f~ (MHz)", "predicted (ms)",
@@ -73,8 +77,8 @@ def version_table(records: list[dict[str, Any]], plans: dict[int, dict[str, Any]
         table.add_column(col, justify="right")
     for row in version_rows(records):
         version = row["version"]
-        cos = statistics.mean(r["cosine"] for r in records if r["config_version"] == version and "cosine" in r) \
-            if "cosine" in records[0] else float("nan")
+        cosines = [r.cosine for r in records if r.config_version == version and r.cosine is not None]
+        cos = statistics.mean(cosines) if cosines else float("nan")
         measured = f"{row['measured_s'] * 1e3:.1f}"
         plan = plans.get(version)
         if plan is None or row["error"] is None:
@@ -99,16 +103,19 @@ def with_controller(args: argparse.Namespace, out: Path) -> int:
         url = controller.rest_url
         console.print(f"controller: gRPC {controller.address}, REST {url} (OpenAPI at {url}/docs); "
                       f"budget T0={args.latency * 1e3:.0f} ms, E0={args.energy * 1e3:.0f} mJ")
+        # With 4+ cores the two sides get disjoint halves (--cpus auto); on 2 cores one core alone is slower
+        # than the emulated edge-cpu profile, so they share both.
+        pin = ["--cpus", "auto"] if (os.cpu_count() or 1) >= 4 else []
         edge = start("edge_server", ["serve", "--host", "127.0.0.1", "--controller", controller.address,
-                                     "--clock", "emulated", "--clock-profile", "edge-cpu", "--node-id", "edge-0"],
-                     threads=2)
+                                     "--clock", "emulated", "--clock-profile", "edge-cpu", "--node-id", "edge-0",
+                                     *pin], threads=2)
         procs.append(edge)
         console.print(f"edge server: {edge.address} (clock emulated: profile edge-cpu, 2 GHz x 32 FLOPs/cycle)")
         agent = subprocess.Popen(
             [sys.executable, "-m", "device_agent", "run", "--server", edge.address, "--controller",
              controller.address, "--clock", "emulated", "--clock-profile", "paper-device", "--seq-len",
              str(args.seq_len), "--repeat", str(args.repeat), "--out", str(out), "--reference",
-             "--node-id", "device-0"], env=child_env(), cwd=ROOT)
+             "--node-id", "device-0", *pin], env=child_env(), cwd=ROOT)
         console.print(f"device agent: paper device (1 GHz x 32 FLOPs/cycle, emulated), uplink paced at r(p); "
                       f"{args.repeat} passes over the built-in sample at {args.seq_len} tokens")
         plans: dict[int, dict[str, Any]] = {}
@@ -140,7 +147,7 @@ def with_controller(args: argparse.Namespace, out: Path) -> int:
         if code != 0:
             console.print(f"[red]device agent exited with {code}")
             return code
-        records = [json.loads(line) for line in out.read_text().splitlines()]
+        records = [RequestRecord.from_dict(json.loads(line)) for line in out.read_text().splitlines()]
         console.print(version_table(records, plans))
     finally:
         if agent is not None:

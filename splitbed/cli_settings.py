@@ -1,13 +1,19 @@
-"""Expose a pydantic settings class as command-line flags (flags override the environment)."""
+"""Expose a pydantic settings class as command-line flags (flags override the environment); the sides' CLI."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import logging
+import sys
 import types
 import typing
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic_settings import BaseSettings
+
+from splitbed.errors import SplitbedError
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -55,3 +61,48 @@ def add_calibrate_parser(subparsers: Any, cls: type[BaseSettings]) -> argparse.A
 def settings_from_args(cls: type[S], args: argparse.Namespace) -> S:
     overrides = {k: v for k, v in vars(args).items() if k in cls.model_fields and v is not None}
     return cls(**overrides)
+
+
+def side_main(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    settings_cls: type[BaseSettings],
+    command: tuple[str, str, str],
+    app: str,
+    also_reported: tuple[type[BaseException], ...] = (),
+    interrupted: Callable[[Any], str] | None = None,
+) -> int:
+    """The command line of one side: `<prog> <command> FLAGS` and `<prog> calibrate FLAGS`.
+
+    `command` is (name, help, default log level). `app` names the module that
+    does the work, imported only once the flags parsed (it imports torch): its
+    `run_command(settings)` and `calibrate(settings, freqs_hz, as_json)` return
+    the exit code. Domain errors (and `also_reported`) print one line and exit 2;
+    Ctrl-C prints `interrupted(settings)` (or just "interrupted") and exits 130.
+    """
+    name, help_text, log_level = command
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    sub = parser.add_subparsers(dest="command", required=True)
+    main_cmd = sub.add_parser(name, help=help_text)
+    add_settings_arguments(main_cmd, settings_cls)
+    main_cmd.add_argument("--log-level", default=log_level, help="logging level")
+    add_calibrate_parser(sub, settings_cls)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_from_args(settings_cls, args)
+    try:
+        module = importlib.import_module(app)
+        if args.command == "calibrate":
+            return int(module.calibrate(settings, args.freqs_hz, args.json))
+        return int(module.run_command(settings))
+    except KeyboardInterrupt:
+        print(f"{prog}: {interrupted(settings) if interrupted else 'interrupted'}", file=sys.stderr)
+        return 130
+    except SplitbedError as exc:
+        print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except also_reported as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2

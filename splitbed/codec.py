@@ -3,7 +3,7 @@
 Float hidden states are encoded as fp32, fp16 or int8. The int8 encoding is
 symmetric with one float32 scale per hidden channel (last axis): BERT hidden
 states have a few outlier channels, so per-token scales lose ~10x more
-(DESIGN.md section 4). Decoding validates everything it is given and raises
+(docs/design.md section 8). Decoding validates everything it is given and raises
 `InvalidArgument` naming the problem; it never unpickles or evaluates bytes.
 """
 
@@ -17,16 +17,15 @@ from typing import Any
 import numpy as np
 
 from splitbed.errors import InvalidArgument, ResourceExhausted
+from splitbed.kinds import Encoding, as_encoding
 from splitbed.v1 import tensor_pb2
 
-ENCODINGS = ("fp32", "fp16", "int8")
-
-_ENCODING_ENUM: dict[str, Any] = {
+_ENCODING_ENUM: dict[Encoding, Any] = {
     "fp32": tensor_pb2.ENCODING_FP32,
     "fp16": tensor_pb2.ENCODING_FP16,
     "int8": tensor_pb2.ENCODING_INT8,
 }
-_ENCODING_NAME: dict[int, str] = {v: k for k, v in _ENCODING_ENUM.items()}
+_ENCODING_NAME: dict[int, Encoding] = {v: k for k, v in _ENCODING_ENUM.items()}
 
 _DTYPES: dict[int, np.dtype] = {
     tensor_pb2.DTYPE_FLOAT32: np.dtype("<f4"),
@@ -45,17 +44,14 @@ MAX_RANK = 4
 
 
 def encoding_enum(name: str) -> Any:
-    try:
-        return _ENCODING_ENUM[name]
-    except KeyError:
-        raise InvalidArgument(f"unknown encoding {name!r}; expected one of {', '.join(ENCODINGS)}") from None
+    return _ENCODING_ENUM[as_encoding(name)]
 
 
 def encoding_name(value: int) -> str:
     return _ENCODING_NAME.get(value, f"unknown({value})")
 
 
-def encode_float(array: np.ndarray, encoding: str) -> tensor_pb2.Tensor:
+def encode_float(array: np.ndarray, encoding: Encoding) -> tensor_pb2.Tensor:
     """Encode a float array ([..., C]) for the wire."""
     arr = np.ascontiguousarray(array, dtype=np.float32)
     enum = encoding_enum(encoding)
@@ -108,19 +104,15 @@ def _checked_shape(msg: tensor_pb2.Tensor, what: str, limits: Limits) -> tuple[i
     return shape
 
 
-def decode(
+def _check_header(
     msg: tensor_pb2.Tensor,
-    *,
+    data: bytes,
     what: str,
     limits: Limits,
-    expect_shape: Sequence[int | None] | None = None,
-    allow_dtypes: Sequence[int] | None = None,
-) -> np.ndarray:
-    """Validate and decode a wire tensor into a float32 (float encodings) or integer array.
-
-    `expect_shape` entries that are None are free; others must match exactly.
-    """
-    data = msg.data  # fetched once: each access of a bytes field copies it
+    expect_shape: Sequence[int | None] | None,
+    allow_dtypes: Sequence[int] | None,
+) -> tuple[int, ...]:
+    """Size, shape, dtype and encoding of a wire tensor checked before any byte is interpreted; its shape."""
     if len(data) > limits.max_bytes:
         raise ResourceExhausted(f"{what}: {len(data)} bytes exceeds the limit of {limits.max_bytes}")
     shape = _checked_shape(msg, what, limits)
@@ -142,6 +134,35 @@ def decode(
         )
     if msg.encoding not in _EXPECTED_DTYPE and msg.encoding != tensor_pb2.ENCODING_RAW:
         raise InvalidArgument(f"{what}: unknown encoding {msg.encoding}")
+    return shape
+
+
+def _dequantize_int8(msg: tensor_pb2.Tensor, arr: np.ndarray, what: str) -> np.ndarray:
+    channels = arr.shape[-1]
+    if len(msg.scales) != channels * 4:
+        raise InvalidArgument(
+            f"{what}: int8 needs {channels} float32 scales ({channels * 4} bytes), got {len(msg.scales)} bytes"
+        )
+    scales = np.frombuffer(msg.scales, dtype="<f4")
+    if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
+        raise InvalidArgument(f"{what}: int8 scales must be finite and positive")
+    return arr.astype(np.float32) * scales
+
+
+def decode(
+    msg: tensor_pb2.Tensor,
+    *,
+    what: str,
+    limits: Limits,
+    expect_shape: Sequence[int | None] | None = None,
+    allow_dtypes: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Validate and decode a wire tensor into a float32 (float encodings) or integer array.
+
+    `expect_shape` entries that are None are free; others must match exactly.
+    """
+    data = msg.data  # fetched once: each access of a bytes field copies it
+    shape = _check_header(msg, data, what, limits, expect_shape, allow_dtypes)
     dt = _DTYPES[msg.dtype]
     count = math.prod(shape)  # Python ints: np.prod in int64 wraps ([2**32, 2**32] -> 0)
     if count * dt.itemsize > limits.max_bytes:
@@ -152,22 +173,12 @@ def decode(
             f"= {count * dt.itemsize}"
         )
     arr = np.frombuffer(data, dtype=dt).reshape(shape)
-    if msg.encoding == tensor_pb2.ENCODING_RAW:
-        if msg.scales:
-            raise InvalidArgument(f"{what}: scales are only allowed with int8 encoding")
-        return arr
     if msg.encoding == tensor_pb2.ENCODING_INT8:
-        channels = shape[-1]
-        if len(msg.scales) != channels * 4:
-            raise InvalidArgument(
-                f"{what}: int8 needs {channels} float32 scales ({channels * 4} bytes), got {len(msg.scales)} bytes"
-            )
-        scales = np.frombuffer(msg.scales, dtype="<f4")
-        if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
-            raise InvalidArgument(f"{what}: int8 scales must be finite and positive")
-        return arr.astype(np.float32) * scales
+        return _dequantize_int8(msg, arr, what)
     if msg.scales:
         raise InvalidArgument(f"{what}: scales are only allowed with int8 encoding")
+    if msg.encoding == tensor_pb2.ENCODING_RAW:
+        return arr
     # fp32 stays a read-only view of the message bytes (no copy); consumers copy when they need to.
     out = arr if arr.dtype == np.float32 else arr.astype(np.float32)
     if not np.isfinite(out).all():

@@ -6,7 +6,7 @@
 - An exception that is not a `SplitbedError` is a bug: it is logged with its
   traceback and the request id, counted in `splitbed_grpc_unhandled_errors`
   and answered INTERNAL (never UNKNOWN, never a traceback to the client).
-- `Overloaded` errors carry a retry hint that goes into trailing metadata.
+- A domain error with a `retry_after_s` hint (a server bound reached) sends it as trailing metadata.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 from prometheus_client import Counter
 
-from splitbed.errors import InvalidArgument
+from splitbed.errors import InvalidArgument, SplitbedError
 from splitbed.resilience import RETRY_AFTER_KEY
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,6 @@ def drop_tracebacks(exc: BaseException | None) -> None:
 
 
 def set_retry_hint(context: aio.ServicerContext, exc: BaseException) -> None:
-    hint = getattr(exc, "retry_after_s", None)
+    hint = exc.retry_after_s if isinstance(exc, SplitbedError) else None
     if hint is not None:
         context.set_trailing_metadata(((RETRY_AFTER_KEY, str(round(float(hint) * 1000))),))

@@ -20,20 +20,11 @@ from splitbed.grpc_catchall import Deserializer, drop_tracebacks, internal, pars
 
 logger = logging.getLogger(__name__)
 
-_CODES: list[tuple[type[errors.SplitbedError], grpc.StatusCode]] = [
-    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
-    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
-    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-]
-
 
 def status_for(exc: BaseException) -> grpc.StatusCode:
-    for cls, code in _CODES:
-        if isinstance(exc, cls):
-            return code
+    """The status a domain error carries (`errors.SplitbedError.grpc_code`); INTERNAL for anything else."""
+    if isinstance(exc, errors.SplitbedError):
+        return grpc.StatusCode[exc.grpc_code]
     return grpc.StatusCode.INTERNAL
 
 
@@ -41,8 +32,8 @@ def translate_rpc_error(exc: grpc.RpcError) -> errors.SplitbedError:
     """Map a client-side gRPC error to the domain error of the same meaning."""
     code = exc.code() if hasattr(exc, "code") else None
     details = exc.details() if hasattr(exc, "details") else str(exc)
-    for cls, status in _CODES:
-        if code == status:
+    for cls in errors.error_classes():
+        if code is not None and code.name == cls.grpc_code:
             return cls(details or str(code))
     if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
         return errors.Unavailable(f"{code.name}: {details}")

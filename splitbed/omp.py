@@ -13,11 +13,12 @@ Must run before torch loads its OpenMP runtime; a user's own settings win.
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 
 SPINCOUNT = "20000"
 
 
-def bound_openmp_spinning(env: dict[str, str] | os._Environ[str] | None = None) -> None:
+def bound_openmp_spinning(env: MutableMapping[str, str] | None = None) -> None:
     env = os.environ if env is None else env
     if "OMP_WAIT_POLICY" in env:  # the user chose a policy: leave the spin count to it
         return

@@ -51,12 +51,14 @@ class Keepalive:
         ]
 
 
-class Overloaded(ResourceExhausted):
-    """A server bound was reached; `retry_after_s` says when trying again is sensible."""
+def overloaded(message: str, retry_after_s: float = 0.5) -> ResourceExhausted:
+    """A server bound was reached: RESOURCE_EXHAUSTED with the hint when trying again is sensible.
 
-    def __init__(self, message: str, retry_after_s: float = 0.5) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+    Not a subclass of its own: the error table (`splitbed.errors`) has one class per status code.
+    """
+    exc = ResourceExhausted(message)
+    exc.retry_after_s = retry_after_s
+    return exc
 
 
 def retry_after_s(exc: grpc.RpcError) -> float | None:

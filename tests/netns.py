@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from splitbed.launch import ROOT, child_env, stop_process, wait_port_file
+from tests.launch import ROOT, child_env, stop_process, wait_port_file
 
 logger = logging.getLogger(__name__)
 

@@ -8,12 +8,29 @@ import stat
 import pytest
 from grpc import aio
 
-from splitbed.control import Applied, ControlLink
+from splitbed.control_client import ControlClient
 from splitbed.errors import Unavailable
 from splitbed.hw.commands import run_command
 from splitbed.hw.link_iw import IwLink
 from splitbed.hw.link_tbf import TbfLink
+from splitbed.node_contract import Applied, Telemetry
 from splitbed.v1 import control_pb2, control_pb2_grpc
+
+
+class FailingNode:
+    """A node whose every apply raises `error` (a ControlledNode)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def profile(self) -> control_pb2.NodeProfile:
+        return control_pb2.NodeProfile(model="minilm")
+
+    async def apply(self, config: control_pb2.Config) -> Applied:
+        raise self.error
+
+    def telemetry(self) -> Telemetry | None:
+        return None
 
 
 class OneConfigController(control_pb2_grpc.ControlServiceServicer):
@@ -45,13 +62,7 @@ async def test_any_apply_exception_is_a_failed_ack_with_its_message(error):
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
 
-    async def profile() -> control_pb2.NodeProfile:
-        return control_pb2.NodeProfile(model="minilm")
-
-    async def apply(config: control_pb2.Config) -> Applied:
-        raise error
-
-    link = ControlLink(f"127.0.0.1:{port}", "edge-x", control_pb2.ROLE_SERVER, profile=profile, apply=apply)
+    link = ControlClient(f"127.0.0.1:{port}", "edge-x", control_pb2.ROLE_SERVER, FailingNode(error))
     link.start()
     try:
         ack = await asyncio.wait_for(controller.acks.get(), 20)

@@ -11,8 +11,8 @@ import pytest
 from grpc import aio
 
 from splitbed.codec import encode_float, encode_raw
-from splitbed.launch import start_edge
 from splitbed.v1 import inference_pb2, inference_pb2_grpc, tensor_pb2
+from tests.launch import start_edge
 
 SPLIT, RHO, H, S = 2, 0.8, 384, 12
 MAX_BYTES = 1_000_000

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from splitbed.launch import ROOT, child_env
+from tests.launch import ROOT, child_env
 
 
 def _run(module: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -19,8 +19,8 @@ import torch
 
 from device_agent.runner import DeviceRunner
 from device_agent.settings import AgentSettings
-from splitbed.launch import ROOT, child_env, start_edge
 from splitbed.model import load_full_model, resolve_model
+from tests.launch import ROOT, child_env, start_edge
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -66,7 +66,7 @@ async def _co_infer(address: str, split: int, encoding: str = "fp32") -> np.ndar
         records = await runner.run(TEXTS)
     finally:
         await runner.close()
-    return np.stack([r["embedding"] for r in records])
+    return np.stack([r.embedding for r in records])
 
 
 @pytest.mark.parametrize("split", range(N_LAYERS + 1))
@@ -142,7 +142,8 @@ def test_standalone_power_paces_uplink_and_reports_energy(servers):
             await runner.close()
 
     rate = rate_bps(0.05, 5e6, 2e-19, gain_from_distance(500, -30, 2.8))
-    for rec in asyncio.run(go()):
+    for record in asyncio.run(go()):
+        rec = record.to_dict()
         expected = rec["payload_bytes"] * 8 / rate
         # A paced upload never finishes early (sleeps only overshoot); this checks the pacing, not the clock.
         assert rec["timings"]["upload_pacing_s"] >= 0.95 * expected

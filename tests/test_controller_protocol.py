@@ -15,8 +15,8 @@ import grpc
 import httpx
 import pytest
 
-from splitbed.launch import start_controller
 from splitbed.v1 import control_pb2, control_pb2_grpc
+from tests.launch import start_controller
 
 GAIN = 2.77e-11
 

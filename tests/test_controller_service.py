@@ -9,8 +9,8 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from splitbed.launch import ROOT, start_controller
 from splitbed.v1 import control_pb2, control_pb2_grpc
+from tests.launch import ROOT, start_controller
 
 EXAMPLE = json.loads((ROOT / "examples" / "one_split.json").read_text())
 PAPER = json.loads((ROOT / "examples" / "paper.json").read_text())
@@ -97,7 +97,7 @@ def test_cli_talks_to_the_service(controller):
     import subprocess
     import sys
 
-    from splitbed.launch import child_env
+    from tests.launch import child_env
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "controller", *args, "--url", controller.rest_url],

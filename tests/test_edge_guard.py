@@ -10,9 +10,9 @@ import pytest
 from grpc import aio
 
 from splitbed.codec import encode_float, encode_raw
-from splitbed.launch import start_edge
 from splitbed.resilience import RETRY_AFTER_KEY
 from splitbed.v1 import inference_pb2, inference_pb2_grpc
+from tests.launch import start_edge
 
 SPLIT, H, S = 3, 384, 8
 

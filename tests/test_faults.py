@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from device_agent.records import read_records
-from splitbed.launch import ROOT, Proc, child_env, start, start_edge
+from tests.launch import ROOT, Proc, child_env, start, start_edge
 
 SPLIT = 2
 TEXTS = [f"Sentence number {i} about the weather, the sea and the mountains." for i in range(50)]

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from splitbed.codec import Limits, decode, encode_float, encode_raw
 from splitbed.errors import InvalidArgument, SplitbedError
+from splitbed.request_validation import validate_request
 from splitbed.v1 import inference_pb2, tensor_pb2
-from splitbed.wire import validate_request
 
 LIMITS = Limits(max_bytes=1 << 16)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,9 +11,9 @@ import pytest
 from device_agent.node import DeviceNode
 from device_agent.runner import DeviceRunner
 from device_agent.settings import AgentSettings
-from splitbed.control import ControlLink
-from splitbed.launch import start_controller, start_edge
+from splitbed.control_client import ControlClient
 from splitbed.v1 import control_pb2
+from tests.launch import start_controller, start_edge
 
 TEXTS = ["Beautiful is better than ugly.", "Explicit is better than implicit.", "Simple is better than complex.",
          "Heap queue algorithm (a.k.a. priority queue).", "Text wrapping and filling."]
@@ -33,12 +33,11 @@ def system():
     controller.stop()
 
 
-async def _agent(controller, edge) -> tuple[DeviceRunner, ControlLink]:
+async def _agent(controller, edge) -> tuple[DeviceRunner, ControlClient]:
     runner = DeviceRunner(AgentSettings(server=edge.address, split=3, warmup=0, node_id="dev-test"))
     await runner.connect(standalone=False)
-    node = DeviceNode(runner)
-    link = ControlLink(controller.address, "dev-test", control_pb2.ROLE_DEVICE, profile=node.profile,
-                       apply=node.apply)
+    node = DeviceNode.of(runner)
+    link = ControlClient(controller.address, "dev-test", control_pb2.ROLE_DEVICE, node)
     link.start()
     await asyncio.wait_for(link.first_config.wait(), 120)
     return runner, link
@@ -65,7 +64,7 @@ def test_switch_mid_stream_loses_nothing_and_mixes_no_versions(system):
                 switch = asyncio.create_task(_put(controller.rest_url, "/v1/pins", {"split": 1, "rho_server": 0.6}))
             state = runner.state
             sent.append((state.version, state.rho_server, state.split))
-            records.append(await runner.infer_one(prepared[i % len(prepared)], f"r{i}"))
+            records.append((await runner.infer_one(prepared[i % len(prepared)], f"r{i}")).to_dict())
             if switch is not None and not switch.done():
                 await asyncio.sleep(0)
         assert switch is not None
@@ -117,7 +116,7 @@ def test_nodes_budget_pins_and_controller_loss(system):
                 break
             await asyncio.sleep(0.05)
         rec = await runner.infer_one(prepared[0], "after-budget")
-        assert rec["config_version"] == plan["version"]
+        assert rec.config_version == plan["version"]
 
         # An infeasible budget keeps the plan and says what would be feasible.
         r = await _put(url, "/v1/budget", {"latency_s": 1e-6, "energy_j": 0.5})
@@ -129,7 +128,7 @@ def test_nodes_budget_pins_and_controller_loss(system):
         controller.stop()
         for i in range(20):
             rec = await runner.infer_one(prepared[i % len(prepared)], f"orphan-{i}")
-            assert rec["config_version"] == plan["version"]
+            assert rec.config_version == plan["version"]
         await link.close()
         await runner.close()
 

@@ -1,14 +1,17 @@
-"""Analytic FLOPs and sizes against DESIGN.md's numbers and against FlopCounterMode."""
+"""Analytic FLOPs and sizes against docs/design.md (section 8) and against FlopCounterMode."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from splitbed.codec import encode_float
 from splitbed.errors import InvalidArgument
+from splitbed.kinds import ENCODINGS, Encoding
 from splitbed.model import (
     ModelSource,
     load_device_part,
@@ -19,6 +22,7 @@ from splitbed.model import (
     split_table,
 )
 from splitbed.model.weights import WeightReader
+from splitbed.side.profile import split_costs
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +46,7 @@ def test_minilm_flops_match_design(src: ModelSource) -> None:
     assert round((table[1].device_flops) / 1e9, 3) == 0.478
     for row in table:
         assert row.device_flops + row.server_flops == total
-        assert row.payload_bytes == {"fp32": 196_608, "fp16": 98_304, "int8": 128 * 384 + 384 * 4}
+        assert set(row.payload_bytes) == set(ENCODINGS)
 
 
 def test_split_table_params_match_loaded_parts(src: ModelSource) -> None:
@@ -97,10 +101,29 @@ def src_dir() -> Path:
     return minilm_dir()
 
 
-def test_payload_bytes() -> None:
-    assert payload_bytes(384, 128, "fp32") == 196_608
-    assert payload_bytes(768, 256, "int8") == 768 * 256 + 768 * 4
-    with pytest.raises(InvalidArgument, match="bf8"):
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize(("hidden", "seq"), [(384, 128), (768, 256), (384, 1), (7, 13)])
+def test_payload_bytes_is_the_codecs_real_size(encoding: Encoding, hidden: int, seq: int) -> None:
+    """What the controller plans with (payload_bits in the profile) is what the codec actually puts on the wire."""
+    hidden_state = np.random.default_rng(0).standard_normal((1, seq, hidden)).astype(np.float32)
+    msg = encode_float(hidden_state, encoding)
+    assert payload_bytes(hidden, seq, encoding) == len(msg.data) + len(msg.scales)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("seq", [128, 9])
+def test_node_profile_payload_bits_are_the_codecs(src: ModelSource, encoding: Encoding, seq: int) -> None:
+    """The split-cost rows a device sends the controller carry 8 x the bytes the codec really encodes."""
+    hidden_state = np.zeros((1, seq, src.hidden_size), np.float32)
+    msg = encode_float(hidden_state, encoding)
+    rows = split_costs(src, seq, encoding)
+    assert len(rows) == src.n_layers + 1
+    assert {r.payload_bits for r in rows} == {8 * (len(msg.data) + len(msg.scales))}
+    assert {r.payload_bits for r in split_costs(src, seq, None)} == {0}  # the server's rows carry no payload
+
+
+def test_payload_bytes_rejects_bad_input() -> None:
+    with pytest.raises(InvalidArgument):
         payload_bytes(384, 128, "bf8")
     with pytest.raises(InvalidArgument):
         payload_bytes(384, 0, "fp32")

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from splitbed.errors import InvalidArgument
+from splitbed.kinds import PRUNE_METHODS
 from splitbed.model import (
-    METHODS,
     ModelSource,
     load_device_part,
     load_server_part,
@@ -52,7 +52,7 @@ def _nonzero_prunable(part: DevicePart | ServerPart) -> int:
     )
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", PRUNE_METHODS)
 @pytest.mark.parametrize(("side", "split"), [("device", 2), ("device", 6), ("server", 0), ("server", 3)])
 def test_ratio_within_two_percent(src: ModelSource, method: str, side: str, split: int) -> None:
     loader = load_device_part if side == "device" else load_server_part
@@ -118,7 +118,7 @@ def test_unstructured_keeps_shapes_and_zeroes(src: ModelSource) -> None:
     assert pruned.report.params_after < sum(p.numel() for p in pruned.parameters())
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", PRUNE_METHODS)
 def test_repruning_is_not_cumulative(src: ModelSource, method: str) -> None:
     direct = load_server_part(src, 2, rho=0.9, method=method, seed=3)
     part = load_server_part(src, 2, rho=0.5, method=method, seed=3)

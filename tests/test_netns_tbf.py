@@ -2,7 +2,7 @@
 veth pair whose device end is shaped by the agent's ``tbf`` link backend. Three transmit powers are pinned
 live through the controller's REST API; the agent's measured upload throughput must track r(p) within 10 %.
 
-The agent runs in-process (DeviceRunner + DeviceNode + ControlLink, as the real agent does) in a small
+The agent runs in-process (DeviceRunner + DeviceNode + ControlClient, as the real agent does) in a small
 driver started in the device namespace (``python -m tests.test_netns_tbf``), so the test can tell it when
 to measure: after each pin change it waits for that plan's version, sends one untimed request, then
 ``REQUESTS`` timed ones, and prints their records as one JSON line.
@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from splitbed.channel import gain_from_distance, power_for_rate, rate_bps
-from splitbed.launch import ROOT, child_env
+from tests.launch import ROOT, child_env
 from tests.netns import (
     NetnsUnavailable,
     NsProc,
@@ -68,7 +68,7 @@ async def _drive(server: str, controller: str, dev: str) -> None:
     from device_agent.node import DeviceNode
     from device_agent.runner import DeviceRunner
     from device_agent.settings import AgentSettings
-    from splitbed.control import ControlLink
+    from splitbed.control_client import ControlClient
     from splitbed.v1 import control_pb2
 
     settings = AgentSettings.model_validate({
@@ -76,12 +76,11 @@ async def _drive(server: str, controller: str, dev: str) -> None:
         "seq_len": SEQ_LEN, "encoding": "fp32", "warmup": 0, "node_id": "dev-netns", "threads": 1,
     })
     runner = DeviceRunner(settings)
-    link: ControlLink | None = None
+    link: ControlClient | None = None
     try:
         await runner.connect(standalone=False)
-        node = DeviceNode(runner)
-        link = ControlLink(controller, settings.node_id, control_pb2.ROLE_DEVICE, profile=node.profile,
-                           apply=node.apply)
+        node = DeviceNode.of(runner)
+        link = ControlClient(controller, settings.node_id, control_pb2.ROLE_DEVICE, node)
         link.start()
         await asyncio.wait_for(link.first_config.wait(), 150)
         inputs = runner.prepare([TEXT])[0]
@@ -95,10 +94,10 @@ async def _drive(server: str, controller: str, dev: str) -> None:
                 await asyncio.sleep(0.05)
             # Untimed: the first request after a switch may still see the old qdisc's backlog drained.
             await runner.infer_one(inputs, f"settle-{version}")
-            records = [await runner.infer_one(inputs, f"v{version}-{i}") for i in range(n)]
+            records = [(await runner.infer_one(inputs, f"v{version}-{i}")).to_dict() for i in range(n)]
             _emit({
                 "event": "measured", "version": runner.state.version, "power_w": runner.state.power_w,
-                "applied_rate_bps": node.applied_rate_bps,
+                "applied_rate_bps": node.uplink.applied_rate_bps,
                 "records": [{"config_version": r["config_version"], "payload_bytes": r["payload_bytes"],
                              "timings": r["timings"], "energy": r.get("energy", {})} for r in records],
             })

@@ -18,9 +18,9 @@ import pytest
 from device_agent.node import DeviceNode
 from device_agent.runner import DeviceRunner
 from device_agent.settings import AgentSettings
-from splitbed.control import ControlLink
-from splitbed.launch import start, start_controller
+from splitbed.control_client import ControlClient
 from splitbed.v1 import control_pb2
+from tests.launch import start, start_controller
 
 TEXTS = ["Beautiful is better than ugly.", "Readability counts.", "Errors should never pass silently."]
 PLANS = [
@@ -55,9 +55,8 @@ def test_predicted_latency_matches_measured_across_plans(system):
         runner = DeviceRunner(AgentSettings(server=edge.address, clock="emulated", clock_profile="paper-device",
                                             seq_len=128, encoding="fp16", warmup=0, node_id="dev-p"))
         await runner.connect(standalone=False)
-        node = DeviceNode(runner)
-        link = ControlLink(controller.address, "dev-p", control_pb2.ROLE_DEVICE, profile=node.profile,
-                           apply=node.apply)
+        node = DeviceNode.of(runner)
+        link = ControlClient(controller.address, "dev-p", control_pb2.ROLE_DEVICE, node)
         link.start()
         await asyncio.wait_for(link.first_config.wait(), 120)
         prepared = runner.prepare(TEXTS)
@@ -74,7 +73,8 @@ def test_predicted_latency_matches_measured_across_plans(system):
                 assert link.version == plan["version"]
                 for i in range(2):  # the first runs of freshly loaded parts are slower
                     await runner.infer_one(prepared[i], f"settle-{i}")
-                recs = [await runner.infer_one(prepared[i % 3], f"p{plan['version']}-{i}") for i in range(10)]
+                recs = [(await runner.infer_one(prepared[i % 3], f"p{plan['version']}-{i}")).to_dict()
+                        for i in range(10)]
                 assert {r["config_version"] for r in recs} == {plan["version"]}
                 measured = statistics.median(r["timings"]["e2e_s"] for r in recs)
                 stages = {k: statistics.median(r["timings"][k] for r in recs) for k in recs[0]["timings"]}

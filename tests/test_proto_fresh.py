@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from splitbed.launch import ROOT
+from tests.launch import ROOT
 
 
 def test_generated_code_is_fresh():
@@ -31,7 +31,7 @@ def test_check_detects_stale_code(tmp_path):
     assert "tensor_pb2" in proc.stdout
 
 
-@pytest.mark.parametrize("module", ["controller", "splitbed.hw", "splitbed.channel", "splitbed.control"])
+@pytest.mark.parametrize("module", ["controller", "splitbed.hw", "splitbed.channel", "splitbed.control_client"])
 def test_torch_free_modules(module):
     """The controller (and the core pieces it uses) never import torch."""
     code = f"import sys, {module}; import controller.main; assert 'torch' not in sys.modules, 'torch imported'"

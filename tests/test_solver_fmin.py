@@ -8,7 +8,7 @@ import pytest
 
 from controller.planner import Planner
 from controller.problem import Problem
-from splitbed.launch import ROOT
+from tests.launch import ROOT
 
 BASE = json.loads((ROOT / "examples" / "one_split.json").read_text())
 

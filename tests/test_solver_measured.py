@@ -58,3 +58,16 @@ def test_solution_responds_to_points() -> None:
 def test_missing_points_named() -> None:
     with pytest.raises(ValueError, match=r"distortion_points\.server"):
         _measured([[0.0, 1.0], [1.0, 0.0]], [])
+
+
+def test_loose_budgets_give_a_frugal_plan_not_an_interior_point() -> None:
+    """At equal measured quality the plan uses no more of the budgets than the bound objective's does."""
+    loose = {**BASE, "budget": {"latency_s": 5.0, "energy_j": 5.0}}
+    points = {"device": [[0.0, 1.0], [1.0, 0.0]], "server": [[0.0, 1.0], [1.0, 0.0]]}
+    measured = Planner().solve(Problem.model_validate({**loose, "objective": "measured", "distortion_points": points}))
+    bound = Planner().solve(Problem.model_validate(loose))
+    assert measured.status == bound.status == "optimal"
+    assert measured.rho_device == pytest.approx(1.0, abs=1e-4) and measured.rho_server == pytest.approx(1.0, abs=1e-4)
+    # Before the tie-break this plan took 4.36 s of the 5 s (the bound's plan: 0.37 s).
+    assert measured.latency_s <= bound.latency_s * 1.25
+    assert measured.energy_j <= bound.energy_j * 1.25

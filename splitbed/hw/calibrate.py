@@ -70,6 +70,27 @@ def fit_pue(points: Sequence[CalibrationPoint]) -> float:
     return sum(c * w for c, w in pairs) / sum(c * c for c, _ in pairs)
 
 
+def _measure_at(clock: ClockBackend, meter: EnergyMeter, facility_meter: EnergyMeter | None,
+                workload: Callable[[], float], hz: float, repeats: int) -> list[CalibrationPoint]:
+    """`repeats` runs of the workload with the clock capped at `hz`, each under the meter(s)."""
+    applied = clock.set_cap(hz)
+    points = []
+    for _ in range(repeats):
+        token = meter.begin()
+        facility_token = facility_meter.begin() if facility_meter is not None else None
+        flops = float(workload())
+        reading = meter.end(token, flops=flops, freq_hz=applied.applied_hz)
+        facility = (facility_meter.end(facility_token, flops=flops, freq_hz=applied.applied_hz).joules
+                    if facility_meter is not None and facility_token is not None else None)
+        if flops <= 0 or reading.joules <= 0:
+            raise FailedPrecondition(
+                f"calibration at {applied.applied_hz:g} Hz got flops={flops:g}, joules={reading.joules:g}: "
+                "the workload must do work and the meter must see it (make the workload longer)"
+            )
+        points.append(CalibrationPoint(hz, applied.applied_hz, flops, reading.joules, reading.seconds, facility))
+    return points
+
+
 def calibrate(
     clock: ClockBackend,
     meter: EnergyMeter,
@@ -101,24 +122,8 @@ def calibrate(
     if clock.emulated:
         return keep(f"clock {clock.name} is emulated: the host clock does not change, so measured energy "
                     "cannot follow the cap")
-    points: list[CalibrationPoint] = []
     try:
-        for hz in freqs:
-            applied = clock.set_cap(hz)
-            for _ in range(repeats):
-                token = meter.begin()
-                facility_token = facility_meter.begin() if facility_meter is not None else None
-                flops = float(workload())
-                reading = meter.end(token, flops=flops, freq_hz=applied.applied_hz)
-                facility = (facility_meter.end(facility_token, flops=flops, freq_hz=applied.applied_hz).joules
-                            if facility_meter is not None and facility_token is not None else None)
-                if flops <= 0 or reading.joules <= 0:
-                    raise FailedPrecondition(
-                        f"calibration at {applied.applied_hz:g} Hz got flops={flops:g}, joules={reading.joules:g}: "
-                        "the workload must do work and the meter must see it (make the workload longer)"
-                    )
-                points.append(CalibrationPoint(hz, applied.applied_hz, flops, reading.joules, reading.seconds,
-                                               facility))
+        points = [point for hz in freqs for point in _measure_at(clock, meter, facility_meter, workload, hz, repeats)]
     finally:
         clock.reset()
     pue_fit = pue

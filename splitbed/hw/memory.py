@@ -59,3 +59,18 @@ class MemoryMeter:
             gpu_bytes=int(self._gpu()) if self._gpu is not None else None,
             gpu_peak_bytes=int(self._gpu_peak()) if self._gpu_peak is not None else None,
         )
+
+
+def memory_values() -> tuple[dict[str, float], dict[str, str]]:
+    """Peak and current RSS of this process (and GPU memory where torch sees a GPU), for telemetry."""
+    gpu_now = gpu_peak = None
+    torch = sys.modules.get("torch")  # only a process that already runs torch can have GPU memory to report
+    if torch is not None and torch.cuda.is_available():
+        gpu_now, gpu_peak = torch.cuda.memory_allocated, torch.cuda.max_memory_allocated
+    reading = MemoryMeter(gpu_bytes=gpu_now, gpu_peak_bytes=gpu_peak).read()
+    values = {"rss_bytes": float(reading.rss_bytes), "peak_rss_bytes": float(reading.peak_rss_bytes)}
+    if reading.gpu_bytes is not None:
+        values["gpu_bytes"] = float(reading.gpu_bytes)
+    if reading.gpu_peak_bytes is not None:
+        values["gpu_peak_bytes"] = float(reading.gpu_peak_bytes)
+    return values, {k: reading.source for k in values}

@@ -7,21 +7,18 @@ See ``source`` (where weights come from), ``parts`` (device / server halves),
 
 from splitbed.model.parts import DevicePart, ServerPart, load_device_part, load_server_part
 from splitbed.model.profile import (
-    ENCODINGS,
     PartProfile,
     SplitProfile,
     payload_bytes,
     profile_part,
     split_table,
 )
-from splitbed.model.prune import METHODS, PRUNABLE, PRUNABLE_LINEARS, PruneReport
+from splitbed.model.prune import PRUNABLE, PRUNABLE_LINEARS, PruneReport
 from splitbed.model.reference import FullModel, load_full_model
 from splitbed.model.source import RANDOM_MODELS, ModelSource, resolve_model
 from splitbed.model.tokenizer import load_tokenizer, tokenize
 
 __all__ = [
-    "ENCODINGS",
-    "METHODS",
     "PRUNABLE",
     "PRUNABLE_LINEARS",
     "RANDOM_MODELS",

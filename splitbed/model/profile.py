@@ -23,14 +23,12 @@ from dataclasses import dataclass
 from transformers import BertConfig
 
 from splitbed.errors import InvalidArgument
+from splitbed.kinds import ENCODINGS, Encoding
 from splitbed.model.parts import DevicePart, ServerPart
 from splitbed.model.prune import layer_prunable
 from splitbed.model.source import ModelSource
 
 logger = logging.getLogger(__name__)
-
-ENCODINGS = ("fp32", "fp16", "int8")
-
 
 @dataclass(frozen=True)
 class PartProfile:
@@ -51,7 +49,7 @@ class SplitProfile:
     server_params: int
     device_prunable: int
     server_prunable: int
-    payload_bytes: dict[str, int]  # hidden state uploaded per inference, per wire encoding
+    payload_bytes: dict[Encoding, int]  # hidden state uploaded per inference, per wire encoding
 
 
 def layer_flops(seq_len: int, hidden: int, attn_width: int, ffn: int) -> int:
@@ -69,7 +67,7 @@ def layer_params(config: BertConfig) -> int:
     return layer_prunable(config) + 4 * int(config.hidden_size)
 
 
-def payload_bytes(hidden_size: int, seq_len: int, encoding: str) -> int:
+def payload_bytes(hidden_size: int, seq_len: int, encoding: Encoding | str) -> int:
     """Bytes of one uploaded hidden state [1, S, H]; int8 carries one fp32 scale per hidden channel."""
     if hidden_size < 1 or seq_len < 1:
         raise InvalidArgument(f"hidden_size {hidden_size} and seq_len {seq_len} must be positive")

@@ -39,15 +39,9 @@ from torch import Tensor
 from transformers import BertConfig
 
 from splitbed.errors import InvalidArgument
+from splitbed.kinds import PRUNE_METHODS
 
 logger = logging.getLogger(__name__)
-
-METHODS = (
-    "structured-magnitude",
-    "structured-random",
-    "unstructured-magnitude",
-    "unstructured-random",
-)
 
 # Linear layers (relative to ``encoder.layer.<i>.``) whose weight and bias count as prunable.
 PRUNABLE_LINEARS = (
@@ -76,8 +70,8 @@ class PruneReport:
 
 
 def check_method(method: str) -> str:
-    if method not in METHODS:
-        raise InvalidArgument(f"unknown pruning method {method!r}; expected one of {METHODS}")
+    if method not in PRUNE_METHODS:
+        raise InvalidArgument(f"unknown pruning method {method!r}; expected one of {PRUNE_METHODS}")
     return method
 
 

@@ -48,9 +48,8 @@ def load_full_model(src: ModelSource, device: str = "cpu", attn_impl: str = "sdp
     if attn_impl not in ATTN_IMPLS:
         raise InvalidArgument(f"attention implementation {attn_impl!r} not in {ATTN_IMPLS}")
     dev = check_device(device)
-    config = copy.deepcopy(src.config)
-    config._attn_implementation = attn_impl
-    bert = BertModel(config, add_pooling_layer=False)
+    bert = BertModel(copy.deepcopy(src.config), add_pooling_layer=False)
+    bert.set_attn_implementation(attn_impl)
     with WeightReader(src.weights_path) as reader:
         state = reader.get_many(reader.keys())
     missing, unexpected = bert.load_state_dict(state, strict=False)

@@ -119,13 +119,6 @@ class NvmlClock(ClockBackend):
         applied = self.power_limit_w()
         return AppliedPowerLimit(float(watts), applied, self.name, f"constraints [{lo:.0f}, {hi:.0f}] W")
 
-    def reset_power_limit(self) -> AppliedPowerLimit:
-        with nvml_errors(f"read the default power limit of GPU {self._index}"):
-            default_mw = self._nvml.nvmlDeviceGetPowerManagementDefaultLimit(self._handle)
-        with nvml_errors(f"restore the default power limit of GPU {self._index}"):
-            self._nvml.nvmlDeviceSetPowerManagementLimit(self._handle, default_mw)
-        return AppliedPowerLimit(default_mw / 1e3, self.power_limit_w(), self.name, "driver default")
-
     def close(self) -> None:
         with nvml_errors("shut down"):
             self._nvml.nvmlShutdown()

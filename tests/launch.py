@@ -1,4 +1,4 @@
-"""Start the testbed's real processes on free ports (used by the demo, the benchmarks and the tests)."""
+"""Start the testbed's real processes on free ports from a source checkout (the demo, the benchmarks, the tests)."""
 
 from __future__ import annotations
 

@@ -1,23 +1,24 @@
-"""One compute stage's hardware: its clock cap and its energy meter.
+"""The hardware of one side's compute: its clock cap and its energy meter.
 
 The device agent and the edge server each own one. It turns the measured
-compute time of a request into the stage time under the applied clock cap
+compute time of a request into the compute time under the applied clock cap
 (emulated clocks stretch; real clocks already run slower), and gives the
-stage's energy, labelled measured or modelled.
+compute's energy, labelled measured or modelled.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from splitbed.hw.clock import ClockBackend, EmulatedClock, get_profile, make_clock, measure_host_flops
-from splitbed.hw.clock.base import AppliedClock
 from splitbed.hw.energy import EnergyMeter, EnergyReading, ModelEnergyMeter, make_energy_meter
-from splitbed.hw.memory import MemoryMeter
 from splitbed.v1 import control_pb2
+
+if TYPE_CHECKING:
+    from splitbed.side.settings import SideSettings
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +26,11 @@ NOMINAL_HZ = 1e9
 
 
 @dataclass
-class StageTiming:
+class ComputeTiming:
     compute_s: float  # measured host compute + emulated stretch
     stretch_s: float
     energy: EnergyReading | None
+    started_s: float = 0.0  # perf_counter when the compute began (the end of any queueing)
 
 
 def host_flops_for(profile: str) -> float:
@@ -46,46 +48,7 @@ def host_flops_for(profile: str) -> float:
     return flops
 
 
-def memory_values() -> tuple[dict[str, float], dict[str, str]]:
-    """Peak and current RSS of this process (and GPU memory where torch sees a GPU), for telemetry."""
-    gpu_now = gpu_peak = None
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu_now, gpu_peak = torch.cuda.memory_allocated, torch.cuda.max_memory_allocated
-    except ImportError:
-        pass
-    reading = MemoryMeter(gpu_bytes=gpu_now, gpu_peak_bytes=gpu_peak).read()
-    values = {"rss_bytes": float(reading.rss_bytes), "peak_rss_bytes": float(reading.peak_rss_bytes)}
-    if reading.gpu_bytes is not None:
-        values["gpu_bytes"] = float(reading.gpu_bytes)
-    if reading.gpu_peak_bytes is not None:
-        values["gpu_peak_bytes"] = float(reading.gpu_peak_bytes)
-    return values, {k: reading.source for k in values}
-
-
-def best_flops_per_s(run: Callable[[], object], flops: float, *, rounds: int = 3, runs: int = 4,
-                     pause_s: float = 0.3) -> float:
-    """Achieved FLOP/s of `run` (which does `flops`): the fastest of several runs in rounds spaced in time.
-
-    One warm-up run first; the rounds are spread over about a second so a
-    burst of other load (on a shared host, the other process starting up) does
-    not become the profile the controller plans with.
-    """
-    run()
-    best = float("inf")
-    for r in range(rounds):
-        if r:
-            time.sleep(pause_s)
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            run()
-            best = min(best, time.perf_counter() - t0)
-    return flops / best
-
-
-class Stage:
+class ComputeHardware:
     """Clock + energy meter of one side; `clock_kind='none'` runs at host speed with no cap."""
 
     def __init__(self, clock_kind: str, profile: str, energy_kind: str, *, pue: float, phi: float,
@@ -98,7 +61,12 @@ class Stage:
         c = self.flops_per_cycle or 32.0
         self.pue, self.phi = pue, phi
         self.meter: EnergyMeter = make_energy_meter(energy_kind, phi=phi, flops_per_cycle=c, pue=pue)
-        self.applied: AppliedClock | None = None
+
+    @classmethod
+    def from_settings(cls, settings: SideSettings) -> ComputeHardware:
+        """The hardware a side's settings name (--clock, --clock-profile, --energy, --pue, --power-coeff)."""
+        return cls(settings.clock, settings.clock_profile, settings.energy, pue=settings.pue,
+                   phi=settings.power_coeff, host_flops_per_s=settings.host_flops_per_s)
 
     @property
     def emulated(self) -> bool:
@@ -122,14 +90,14 @@ class Stage:
             return hz, "not applied: no clock backend"
         if hz <= 0:
             return hz, f"not applied: no {side} stage"
-        self.applied = self.clock.set_cap(hz)
-        source = "emulated" if self.applied.emulated else f"applied:{self.applied.backend}"
-        return self.applied.applied_hz, source
+        applied = self.clock.set_cap(hz)
+        source = "emulated" if applied.emulated else f"applied:{applied.backend}"
+        return applied.applied_hz, source
 
     def begin(self) -> tuple[float, object]:
         return time.perf_counter(), self.meter.begin()
 
-    def finish(self, started: tuple[float, object], flops: float) -> StageTiming:
+    def finish(self, started: tuple[float, object], flops: float) -> ComputeTiming:
         """Call right after the compute: sleeps the emulated stretch, returns timing and energy."""
         t0, token = started
         measured = time.perf_counter() - t0
@@ -143,13 +111,14 @@ class Stage:
                 energy = self.meter.estimate(flops, freq)
         else:
             energy = self.meter.end(token, flops=flops, freq_hz=freq or None)  # type: ignore[arg-type]
-        return StageTiming(measured + stretch, stretch, energy)
+        return ComputeTiming(measured + stretch, stretch, energy, t0)
 
     def compute_profile(self, achieved_flops_per_s: float) -> control_pb2.ComputeProfile:
         """flops_per_cycle = achieved FLOP/s / f, with f read from the clock backend.
 
         A real clock's c is only known from this measurement, so the modelled
-        energy meter is re-based on it.
+        energy meter is re-based on it. Where nothing was measured (no part at
+        this split) an emulated clock's own c is reported.
         """
         clock = self.clock
         # No clock backend: the side runs at host speed with no cap. It is described at a nominal 1 GHz so
@@ -162,7 +131,7 @@ class Stage:
             self.meter = ModelEnergyMeter(self.phi, measured_c, self.pue)
         return control_pb2.ComputeProfile(
             achieved_flops_per_s=achieved_flops_per_s, clock_hz=f,
-            flops_per_cycle=achieved_flops_per_s / f if f > 0 else 0.0, f_max_hz=f_max,
+            flops_per_cycle=measured_c if measured_c > 0 else (self.flops_per_cycle or 0.0), f_max_hz=f_max,
             f_min_hz=clock.min_hz() if clock is not None else NOMINAL_HZ,
             clock_backend=clock.name if clock is not None else "none",
             clock_emulated=self.emulated, pue=self.pue, power_coeff=self.phi, clock_steps_hz=steps,

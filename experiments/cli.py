@@ -1,0 +1,86 @@
+"""`experiments run NAME|--config FILE [--out DIR] [--quick] [--resume] [--mode modelled|live|both]
+[--controller URL]` and `experiments report [--out DIR]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from experiments.progress import console
+
+FIGURES = ("fig3", "fig4", "fig5", "fig6")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from experiments.config import SweepConfig, builtin
+    from experiments.run import close_testbeds, run_sweep
+
+    if args.config:
+        configs = [SweepConfig.load(args.config)]
+    elif args.name == "all":
+        configs = [builtin(n, args.quick) for n in FIGURES]
+    elif args.name in FIGURES:
+        configs = [builtin(args.name, args.quick)]
+    else:
+        console.print(f"[red]unknown figure {args.name!r}: one of {', '.join(FIGURES)}, all, or --config FILE")
+        return 2
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    try:
+        for cfg in configs:
+            run_sweep(cfg, out, mode=args.mode, resume=args.resume, controller_url=args.controller,
+                      quick=args.quick)
+    finally:
+        close_testbeds()
+    console.print(f"[green]done in {time.perf_counter() - t0:.0f} s; results in {out}/")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from experiments.report import write_report
+
+    path = write_report(Path(args.out), Path(args.doc), Path(args.figures))
+    console.print(f"[green]wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="experiments", description="the paper's figures (Sec. VI) on the testbed")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run one figure's sweep (or all, or a sweep file)")
+    run.add_argument("name", nargs="?", default=None, help="fig3 | fig4 | fig5 | fig6 | all")
+    run.add_argument("--config", help="a sweep file (YAML or JSON; see examples/sweep.yaml)")
+    run.add_argument("--out", default="results", help="folder for the CSVs (default results/)")
+    run.add_argument("--quick", action="store_true", help="few points, at most 20 requests each")
+    run.add_argument("--resume", action="store_true", help="keep finished points and skip them")
+    run.add_argument("--mode", choices=("modelled", "live", "both"), default="both")
+    run.add_argument("--controller", default=None,
+                     help="attach to a running controller at this REST URL (its edge server and agent settings "
+                          "are then the user's)")
+    run.set_defaults(handler=_run)
+    rep = sub.add_parser("report", help="write docs/results.md and its figures from the CSVs")
+    rep.add_argument("--out", default="results", help="folder the CSVs are in (default results/)")
+    rep.add_argument("--doc", default="docs/results.md", help="the Markdown file to write")
+    rep.add_argument("--figures", default="docs/results", help="folder for the PNG figures")
+    rep.set_defaults(handler=_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # One compute thread, passive OpenMP waits: this process shares the cores with the testbed's processes
+    # (and, on a shared machine, with everyone else); spinning threads would slow all of them down.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "run" and not args.name and not args.config:
+        console.print("[red]experiments run: give NAME (fig3..fig6, all) or --config FILE")
+        return 2
+    handler = args.handler
+    return int(handler(args))

@@ -1,0 +1,90 @@
+"""docker/report.py, the compose run's verdict: real subprocess against a real HTTP server on a free port."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+REPORT = Path(__file__).resolve().parent.parent / "docker" / "report.py"
+
+
+def _nodes(backend: str = "tbf") -> list[dict]:
+    return [
+        {"node_id": f"device-{i}", "role": "device", "applied": {"freq_device_hz": 1e9, "power_w": 0.4},
+         "applied_sources": {"power_w": "enforced:tc-tbf"}, "ack_error": None,
+         "profile": {"n_layers": 6, "link": {"backend": backend}}}
+        for i in (1, 2)
+    ]
+
+
+@pytest.fixture
+def controller():
+    state = {"nodes": _nodes()}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(state["nodes"]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", state
+    server.shutdown()
+
+
+def _write(results: Path, node: str, split: int, rho: float, measured: float, predicted: float, version: int = 2):
+    recs = [{"config_version": version, "split": split, "rho": rho, "rho_server": 1.0,
+             "timings": {"e2e_s": measured}, "predicted": {"latency_s": predicted}} for _ in range(5)]
+    (results / f"{node}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def _run(url: str, results: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(REPORT), "--results", str(results), "--controller", url, *extra],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_pass_with_knobs_and_error_in_bounds(controller, tmp_path):
+    url, _ = controller
+    _write(tmp_path, "device-1", 3, 0.8, 0.072, 0.070)
+    _write(tmp_path, "device-2", 4, 0.9, 0.066, 0.070)
+    out = _run(url, tmp_path, "--max-error", "0.15", "--expect-knobs", "--expect-link", "tbf")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "report: PASS" in out.stdout and "+2.9%" in out.stdout
+
+
+@pytest.mark.parametrize(("split", "rho", "measured", "why"), [
+    (3, 0.8, 0.10, "prediction error"),
+    (0, 0.8, 0.07, "puts no layers"),
+    (6, 0.8, 0.07, "puts no layers"),
+    (3, 1.0, 0.07, "prunes nothing"),
+])
+def test_each_check_fails_when_broken(controller, tmp_path, split, rho, measured, why):
+    url, _ = controller
+    _write(tmp_path, "device-1", split, rho, measured, 0.070)
+    _write(tmp_path, "device-2", 3, 0.8, 0.070, 0.070)
+    out = _run(url, tmp_path, "--max-error", "0.15", "--expect-knobs")
+    assert out.returncode == 1 and why in out.stdout, out.stdout
+
+
+def test_missing_records_plan_or_link_fail(controller, tmp_path):
+    url, state = controller
+    _write(tmp_path, "device-1", 3, 0.8, 0.07, 0.07, version=0)
+    out = _run(url, tmp_path)
+    assert out.returncode == 1 and "device-2" in out.stdout and "config_version 0" in out.stdout
+    _write(tmp_path, "device-1", 3, 0.8, 0.07, 0.07)
+    _write(tmp_path, "device-2", 3, 0.8, 0.07, 0.07)
+    state["nodes"] = _nodes(backend="pacer")
+    out = _run(url, tmp_path, "--expect-link", "tbf")
+    assert out.returncode == 1 and "link backend 'pacer'" in out.stdout
