@@ -1,27 +1,32 @@
-"""The agent as a program: connect, follow the controller if any, run the workload, write records."""
+"""The agent as a program: connect, follow the controller if any, run the workload, write each record."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 import torch
 
 from device_agent.node import DeviceNode
 from device_agent.record import TIMING_SOURCES, RequestRecord
-from device_agent.report import add_fidelity, print_summary, print_versions, write_jsonl
+from device_agent.records import RecordWriter, read_records, record_key
+from device_agent.report import add_fidelity, print_summary, print_versions, to_json
 from device_agent.runner import DeviceRunner
 from device_agent.samples import load_texts
 from device_agent.settings import AgentSettings
 from splitbed.control_client import ControlClient
 from splitbed.errors import Unavailable
 from splitbed.model import load_device_part, load_full_model, resolve_model
+from splitbed.resilience import Keepalive
 from splitbed.side.calibrate_command import calibrate_command
 from splitbed.tls import TlsFiles, read_token
 from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
+
+OnRecord = Callable[[RequestRecord], Awaitable[None]]
 
 
 def reference_embeddings(runner: DeviceRunner, texts: list[str]) -> np.ndarray:
@@ -38,7 +43,9 @@ async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tu
     assert settings.controller is not None
     node = DeviceNode.of(runner)
     control = ControlClient(settings.controller, settings.node_id, control_pb2.ROLE_DEVICE, node,
-                            tls=TlsFiles.of(settings), token=read_token(settings.token, settings.token_file))
+                            tls=TlsFiles.of(settings), token=read_token(settings.token, settings.token_file),
+                            rpc_timeout_s=settings.control_timeout_s,
+                            keepalive=Keepalive(settings.keepalive_s, settings.keepalive_timeout_s))
     control.start()
     try:
         await asyncio.wait_for(control.first_config.wait(), settings.wait_config_s)
@@ -49,38 +56,55 @@ async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tu
     return control, node
 
 
-async def run_workload(runner: DeviceRunner, settings: AgentSettings, texts: list[str]) -> list[RequestRecord]:
-    """The records of the whole workload, under the controller when there is one."""
+async def run_workload(runner: DeviceRunner, settings: AgentSettings, texts: list[str], sink: OnRecord,
+                       skip: set[str]) -> list[RequestRecord]:
+    """The records of the whole workload, under the controller when there is one; `sink` gets each at once."""
     control: ControlClient | None = None
     try:
         await runner.connect(standalone=not settings.controller)
         if not settings.controller:
-            return await runner.run(texts)
+            return await runner.run(texts, sink, skip=skip)
         control, node = await follow_controller(runner, settings)
 
         async def on_record(rec: RequestRecord) -> None:
+            await sink(rec)
             node.observe(rec)
             if control is not None:
                 await control.report_telemetry()
 
-        return await runner.run(texts, on_record)
+        return await runner.run(texts, on_record, skip=skip)
     finally:
         if control is not None:
             await control.close()
         await runner.close()
 
 
-async def run_agent(settings: AgentSettings) -> int:
-    texts = load_texts(settings.texts)
-    runner = DeviceRunner(settings)
-    records = await run_workload(runner, settings, texts)
-    if settings.reference:
-        ref = reference_embeddings(runner, texts)
-        add_fidelity(records, np.concatenate([ref] * settings.repeat))
-    for rec in records:
+def record_sink(runner: DeviceRunner, writer: RecordWriter, ref: np.ndarray | None) -> OnRecord:
+    """Completes a record (fidelity, sources, model label) and appends it to the file as soon as it is made."""
+
+    async def sink(rec: RequestRecord) -> None:
+        if ref is not None and rec.index is not None:
+            add_fidelity([rec], ref[rec.index][None])
         rec.timing_sources = TIMING_SOURCES
         rec.model_label = runner.source.label
-    write_jsonl(settings.out, records)
+        writer.write(to_json(rec), record_key(rec))
+
+    return sink
+
+
+async def run_agent(settings: AgentSettings) -> int:
+    texts = load_texts(settings.texts)
+    writer = RecordWriter(settings.out, resume=settings.resume, fsync_every=settings.fsync_every)
+    if writer.run_id and not settings.run_id:  # a resumed run keeps its idempotent id
+        settings = settings.model_copy(update={"run_id": writer.run_id})
+    runner = DeviceRunner(settings)
+    try:
+        ref = reference_embeddings(runner, texts) if settings.reference else None
+        records = await run_workload(runner, settings, texts, record_sink(runner, writer, ref), writer.done)
+    finally:
+        writer.close()
+    if writer.resumed:
+        records = [RequestRecord.from_dict(d) for d in read_records(settings.out)[0]]
     if not settings.quiet:
         st = runner.state
         title = (f"{runner.source.label}: split L={st.split}, rho={st.rho_device:g} "
@@ -88,7 +112,8 @@ async def run_agent(settings: AgentSettings) -> int:
         print_summary(records, title)
         if settings.controller:
             print_versions(records)
-        print(f"wrote {len(records)} records to {settings.out}")
+        resumed = f" ({writer.resumed} from before --resume)" if writer.resumed else ""
+        print(f"wrote {writer.written} records to {settings.out}{resumed}")
     return 0
 
 

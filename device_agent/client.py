@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import grpc
@@ -12,6 +13,7 @@ from splitbed import aio_compat
 from splitbed.errors import SplitbedError, Unavailable
 from splitbed.grpc_errors import translate_rpc_error
 from splitbed.grpc_server import channel_options
+from splitbed.resilience import Keepalive, retry_after_s
 from splitbed.tls import TlsFiles, aio_channel
 from splitbed.v1 import inference_pb2, inference_pb2_grpc
 
@@ -27,10 +29,11 @@ class InferenceClient:
     """
 
     def __init__(self, address: str, *, max_message_bytes: int, timeout_s: float,
-                 tls: TlsFiles | None = None) -> None:
+                 tls: TlsFiles | None = None, keepalive: Keepalive | None = None) -> None:
         self.address = address
         self._timeout_s = timeout_s
-        self._channel = aio_channel(address, tls or TlsFiles(), options=channel_options(max_message_bytes))
+        options = channel_options(max_message_bytes) + (keepalive or Keepalive()).client_options()
+        self._channel = aio_channel(address, tls or TlsFiles(), options=options)
         self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
         self._call: aio.StreamStreamCall | None = None
 
@@ -60,7 +63,14 @@ class InferenceClient:
                 response = await call.read()
         except grpc.RpcError as exc:
             self._call = None
-            raise translate_rpc_error(exc) from exc
+            err = translate_rpc_error(exc)
+            err.retry_after_s = retry_after_s(exc)
+            raise err from exc
+        except (asyncio.InvalidStateError, aio.UsageError) as exc:
+            # Writing to a stream the server already ended ("RPC already finished"): a broken stream.
+            self._call = None
+            call.cancel()
+            raise Unavailable(f"stream to {self.address} ended: {exc}") from None
         except TimeoutError:
             self._call = None
             call.cancel()
@@ -69,13 +79,14 @@ class InferenceClient:
             self._call = None
             code = await call.code()
             details = await call.details()
-            raise SplitbedError(f"stream closed by server: {code}: {details}")
+            raise Unavailable(f"stream closed by server: {code}: {details}")
         if response.request_id != request.request_id:
             raise SplitbedError(f"answer for {response.request_id!r} received for request {request.request_id!r}")
         return response
 
     async def close(self) -> None:
         if self._call is not None:
-            await self._call.done_writing()
+            with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError, aio.UsageError):
+                await self._call.done_writing()
             self._call = None
         await self._channel.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import statistics
@@ -77,7 +78,7 @@ class DeviceNode:
         k = config.knobs
         power = k.power_w
         if power > 0:
-            link = self.uplink.apply_power(power)
+            link = await asyncio.to_thread(self.uplink.apply_power, power)  # tc / iw block: off the event loop
             power = link.power_w
             values.record("power_w", power, link.rate_source or link.backend)
         self.parts.state = dataclasses.replace(

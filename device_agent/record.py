@@ -102,6 +102,10 @@ class RequestRecord:
     prediction_error: float | None = None  # (measured e2e - predicted) / predicted; written with `predicted`
     id: int | str | None = None
     text: str | None = None
+    rep: int | None = None  # repetition and input index: the request's key within its run (--resume)
+    index: int | None = None
+    run_id: str | None = None  # idempotent (run_id, seq) the edge server's replay window answers by
+    seq: int | None = None
     cosine: float | None = None
     l2: float | None = None
     timing_sources: dict[str, str] | None = field(default=None, repr=False)
@@ -112,8 +116,9 @@ class RequestRecord:
         out: dict[str, Any] = {}
         if self.id is not None:
             out["id"] = self.id
-        if self.text is not None:
-            out["text"] = self.text
+        for key in ("text", "rep", "index", "run_id", "seq"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         out.update(embedding=self.embedding, n_tokens=self.n_tokens, seq_len=self.seq_len,
                    payload_bytes=self.payload_bytes, config_version=self.config_version, split=self.split,
                    rho=self.rho, rho_server=self.rho_server, method=self.method, encoding=self.encoding,

@@ -8,7 +8,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +18,7 @@ import torch
 
 from device_agent.client import InferenceClient
 from device_agent.record import Energy, Predicted, RequestRecord, Timings
+from device_agent.resilient import ResilientClient, RetryPolicy, redo_on_new_plan
 from device_agent.settings import AgentSettings
 from device_agent.uplink import Uplink
 from splitbed.codec import Limits, decode, encode_float, encode_raw
@@ -26,6 +27,7 @@ from splitbed.hw.energy import upload_energy
 from splitbed.kinds import Encoding
 from splitbed.metrics import Metrics
 from splitbed.model import DevicePart, load_device_part, load_tokenizer, tokenize
+from splitbed.resilience import Keepalive
 from splitbed.side.hardware import ComputeHardware, ComputeTiming
 from splitbed.side.timed import flops_of, open_model, timed_forward
 from splitbed.tls import TlsFiles
@@ -91,7 +93,12 @@ class DeviceRunner:
         self.client = InferenceClient(
             settings.server, max_message_bytes=settings.max_message_bytes, timeout_s=settings.timeout_s,
             tls=TlsFiles.of(settings),
+            keepalive=Keepalive(settings.keepalive_s, settings.keepalive_timeout_s, settings.reconnect_backoff_max_s),
         )
+        self.run_id = settings.run_id or uuid.uuid4().hex
+        self.resilient = ResilientClient(self.client, RetryPolicy(
+            settings.reconnect_max_outage_s, settings.reconnect_backoff_s, settings.reconnect_backoff_max_s),
+            plan_version=lambda: self.state.version)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="device-compute")
         self._limits = Limits(max_bytes=settings.max_message_bytes)
         self.metrics = Metrics("device")
@@ -134,8 +141,11 @@ class DeviceRunner:
             tokenize(self.tokenizer, [t], self.source.max_seq_len, pad_to=self.settings.seq_len) for t in texts
         ]
 
-    async def infer_one(self, inputs: dict[str, torch.Tensor], request_id: str) -> RequestRecord:
-        """One request: compute, encode, pace the upload, send, decode the answer; its timed record."""
+    async def infer_one(self, inputs: dict[str, torch.Tensor], request_id: str, seq: int = 0) -> RequestRecord:
+        """One request: compute, encode, pace the upload, send, decode the answer; its timed record.
+
+        `seq` > 0 sends (run_id, seq) so a resend after a reconnect is answered once (the edge's replay window).
+        """
         loop = asyncio.get_running_loop()
         state = self.state  # one snapshot: a config switch never mixes versions within a request
         t = _Stamps(time.perf_counter())
@@ -144,7 +154,8 @@ class DeviceRunner:
         mask = inputs["attention_mask"].numpy().astype(np.uint8)
         request = inference_pb2.InferRequest(request_id=request_id, identity=state.identity(),
                                              hidden=encode_float(hidden, state.encoding),
-                                             attention_mask=encode_raw(mask))
+                                             attention_mask=encode_raw(mask), run_id=self.run_id if seq else "",
+                                             seq=seq)
         t.encoded = time.perf_counter()
         response = await self._send(state, request, timing, t)
         embedding = decode(response.embedding, what="embedding", limits=self._limits)
@@ -163,7 +174,7 @@ class DeviceRunner:
             device_compute_s=timing.compute_s, encode_s=t.encoded - t.computed, sent_unix_ns=time.time_ns(),
             device_stretch_s=timing.stretch_s,
         ))
-        response = await self.client.infer(request)
+        response = await self.resilient.infer(request)
         t.answered = time.perf_counter()
         return response
 
@@ -214,16 +225,23 @@ class DeviceRunner:
         if record.prediction_error is not None:
             m.prediction_error.labels("device").set(record.prediction_error)
 
-    async def run(self, texts: list[str],
-                  on_record: Callable[[RequestRecord], Any] | None = None) -> list[RequestRecord]:
+    async def run(self, texts: list[str], on_record: Callable[[RequestRecord], Any] | None = None,
+                  skip: Collection[str] = ()) -> list[RequestRecord]:
+        """Every input `repeat` times; keys `rep-index` in `skip` (already written, --resume) are left out."""
         prepared = self.prepare(texts)
         for i in range(min(self.settings.warmup, len(prepared))):
             await self.infer_one(prepared[i], f"warmup-{i}-{uuid.uuid4().hex[:8]}")
         records: list[RequestRecord] = []
         for rep in range(self.settings.repeat):
             for i, (text, inputs) in enumerate(zip(texts, prepared, strict=True)):
-                rec = await self.infer_one(inputs, f"{rep}-{i}-{uuid.uuid4().hex[:8]}")
+                if f"{rep}-{i}" in skip:
+                    continue
+                seq = rep * len(texts) + i + 1
+                rid = f"{rep}-{i}-{uuid.uuid4().hex[:8]}"
+                rec = await redo_on_new_plan(functools.partial(self.infer_one, inputs, rid, seq),
+                                             lambda: self.state.version, self.settings.reconnect_max_outage_s)
                 rec.id, rec.text = (i if self.settings.repeat == 1 else f"{rep}-{i}"), text
+                rec.rep, rec.index, rec.run_id, rec.seq = rep, i, self.run_id, seq
                 records.append(rec)
                 if on_record is not None:
                     result = on_record(rec)

@@ -26,6 +26,14 @@ class AgentSettings(SideSettings):
     repeat: int = Field(1, ge=1, description="Run the inputs this many times (timings of every run are written).")
     warmup: int = Field(2, ge=0, description="Untimed requests sent before the run (not written).")
     timeout_s: float = Field(30.0, gt=0, description="Per-request deadline, seconds.")
+    resume: bool = Field(False, description="Continue a killed run into --out, skipping requests already written.")
+    run_id: str | None = Field(None, max_length=128, description="Idempotent run id sent with every request "
+                               "(unset = a new uuid, or the one in --out with --resume).")
+    fsync_every: int = Field(20, ge=1, description="fsync the records file at least every N records.")
+    reconnect_max_outage_s: float = Field(60.0, gt=0, description="Give up after the edge server has been "
+                                          "unreachable this long, seconds.")
+    reconnect_backoff_s: float = Field(0.1, gt=0, description="First wait before resending, seconds (doubles).")
+    reconnect_backoff_max_s: float = Field(2.0, gt=0, description="Largest wait between resends, seconds.")
     node_id: str = Field("device-0", description="Name under which the agent registers with the controller.")
     quiet: bool = Field(False, description="Do not print the summary table.")
 

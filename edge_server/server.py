@@ -10,7 +10,9 @@ from pathlib import Path
 
 from grpc import aio
 
+from edge_server.admission import Bounds
 from edge_server.compute import PartLoader
+from edge_server.memtrim import trim_forever
 from edge_server.node import ServerNode
 from edge_server.registry import PartRegistry
 from edge_server.servicer import InferenceServicer
@@ -20,6 +22,7 @@ from splitbed.control_client import ControlClient
 from splitbed.grpc_server import ManagedServer, start_server
 from splitbed.metrics import Metrics
 from splitbed.model import resolve_model
+from splitbed.resilience import Keepalive
 from splitbed.side.calibrate_command import calibrate_command
 from splitbed.side.hardware import ComputeHardware
 from splitbed.side.timed import open_model
@@ -28,6 +31,9 @@ from splitbed.v1 import control_pb2, inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
+# Without BDP probing, HTTP/2 windows stay at their 64 KiB look-ahead: a stream this server is not reading
+# (refused, or waiting for its turn) buffers 64 KiB here, not a whole large message.
+TRANSPORT_OPTIONS = [("grpc.http2.bdp_probe", 0)]
 TELEMETRY_EVERY_S = 5.0  # requests served and memory, reported to the controller; lost while it is away
 
 
@@ -40,11 +46,13 @@ class EdgeServer:
         self.loader = PartLoader(settings, self.source)
         self.registry = PartRegistry()
         self.executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="edge-compute")
+        self.decoder = ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="edge-decode")
         self.hw = ComputeHardware.from_settings(settings)
         self.managed: ManagedServer | None = None
         self.servicer: InferenceServicer | None = None
         self.control: ControlClient | None = None
         self.metrics = Metrics("server")
+        self._trim: asyncio.Task[None] | None = None
 
     def info(self) -> inference_pb2.ServerInfo:
         src = self.source
@@ -71,6 +79,11 @@ class EdgeServer:
             info=self.info(),
             hw=self.hw,
             metrics=self.metrics,
+            bounds=Bounds(s.max_streams, s.max_streams_per_peer, s.max_pending, s.max_pending_bytes,
+                          s.retry_after_s),
+            decode_executor=self.decoder,
+            compute_slots=s.workers,
+            chunk_tokens=s.compute_chunk_tokens,
         )
         servicer = self.servicer
 
@@ -81,7 +94,10 @@ class EdgeServer:
         self.managed = await start_server(
             [register], host=s.host, port=s.port, max_message_bytes=s.max_message_bytes, grace_s=s.grace_s,
             credentials=server_credentials(TlsFiles.of(s)),
+            options=[*Keepalive(s.keepalive_s, s.keepalive_timeout_s).server_options(), *TRANSPORT_OPTIONS],
         )
+        self.managed.on_drain.append(lambda: setattr(servicer, "draining", True))
+        self._trim = asyncio.get_running_loop().create_task(trim_forever(lambda: servicer.requests_seen))
         if s.controller:
             self.control = self._control_client(servicer, self.managed.port)
             self.control.start()
@@ -98,7 +114,9 @@ class EdgeServer:
         host = socket.gethostname() if s.host in ("0.0.0.0", "::") else s.host
         return ControlClient(s.controller or "", s.node_id, control_pb2.ROLE_SERVER, node,
                              serve_address=f"{host}:{port}", telemetry_every_s=TELEMETRY_EVERY_S,
-                             tls=TlsFiles.of(s), token=read_token(s.token, s.token_file))
+                             tls=TlsFiles.of(s), token=read_token(s.token, s.token_file),
+                             rpc_timeout_s=s.control_timeout_s,
+                             keepalive=Keepalive(s.keepalive_s, s.keepalive_timeout_s))
 
     async def run(self) -> None:
         port = await self.start()
@@ -109,9 +127,12 @@ class EdgeServer:
         try:
             await self.managed.wait()
         finally:
+            if self._trim is not None:
+                self._trim.cancel()
             if self.control is not None:
                 await self.control.close()
             self.executor.shutdown(wait=False, cancel_futures=True)
+            self.decoder.shutdown(wait=False, cancel_futures=True)
             self.hw.close()
             logger.info("edge server stopped")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -10,10 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from grpc import aio
 
-from edge_server.compute import run_server_part
+from edge_server.admission import Admission, Bounds, declared_bytes
+from edge_server.fair_compute import FairCompute
+from edge_server.memtrim import collect_soon
 from edge_server.registry import PartRegistry
+from edge_server.replay import ReplayWindow
 from splitbed.codec import Limits, encode_float
-from splitbed.errors import SplitbedError
+from splitbed.errors import SplitbedError, Unavailable
 from splitbed.grpc_errors import status_for
 from splitbed.metrics import Metrics
 from splitbed.request_validation import validate_request
@@ -21,6 +25,8 @@ from splitbed.side.hardware import ComputeHardware
 from splitbed.v1 import inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
+
+INLINE_DECODE_BYTES = 256 * 1024
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
@@ -34,6 +40,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         info: inference_pb2.ServerInfo,
         hw: ComputeHardware,
         metrics: Metrics,
+        bounds: Bounds | None = None,
+        decode_executor: ThreadPoolExecutor | None = None,
+        compute_slots: int = 1,
+        chunk_tokens: int = 256,
     ) -> None:
         self._hw = hw
         self._metrics = metrics
@@ -43,39 +53,52 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         self._max_batch = max_batch
         self._info = info
         self.requests_served = 0
+        self.requests_seen = 0
+        self.admission = Admission(bounds or Bounds())
+        self.replay = ReplayWindow()
+        self.compute = FairCompute(executor, compute_slots, chunk_tokens=chunk_tokens)
+        self._decode = decode_executor or executor
+        self.draining = False  # set on SIGTERM: streams end after their request in flight
 
     async def Infer(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[inference_pb2.InferRequest], context: aio.ServicerContext
     ) -> AsyncIterator[inference_pb2.InferResponse]:
         loop = asyncio.get_running_loop()
+        peer = context.peer() or "unknown"
+        read_any = False
         try:
-            async for request in request_iterator:
-                yield await self._serve_one(request, loop)
+            with self.admission.stream(peer):
+                async for request in request_iterator:
+                    self.requests_seen += 1
+                    read_any = True
+                    if self.draining:
+                        raise Unavailable("edge server is shutting down; reconnect and resend")
+                    yield await self.replay.answer(request, functools.partial(self._serve_one, request, loop, peer))
         except SplitbedError as exc:
             self._metrics.errors.labels("server", status_for(exc).name).inc()
+            if read_any:  # a request was read: the error's frames hold its buffers in a cycle
+                collect_soon()
             raise
 
     async def _serve_one(
-        self, request: inference_pb2.InferRequest, loop: asyncio.AbstractEventLoop
+        self, request: inference_pb2.InferRequest, loop: asyncio.AbstractEventLoop, peer: str = ""
     ) -> inference_pb2.InferResponse:
         received_ns = time.time_ns()
         t0 = time.perf_counter()
         ident = request.identity
         with self._registry.lease(
             version=ident.config_version, model=ident.model, split=ident.split, rho=ident.rho_server
-        ) as served:
-            hidden, mask = validate_request(
-                request,
-                limits=self._limits,
-                hidden_size=self._info.hidden_size,
-                max_seq_len=self._info.max_seq_len,
-                max_batch=self._max_batch,
-            )
+        ) as served, self.admission.request(nbytes := declared_bytes(request, self._limits.max_bytes)):
+            validate = functools.partial(validate_request, request, limits=self._limits,
+                                         hidden_size=self._info.hidden_size, max_seq_len=self._info.max_seq_len,
+                                         max_batch=self._max_batch)
+            # Large messages are decoded on the decode pool; small ones (microseconds) right here, so they
+            # never queue behind a flood of large ones.
+            hidden, mask = validate() if nbytes < INLINE_DECODE_BYTES else await loop.run_in_executor(
+                self._decode, validate)
             decode_s = time.perf_counter() - t0
             queued = time.perf_counter()
-            embedding, timing = await loop.run_in_executor(
-                self._executor, run_server_part, self._hw, served.part, hidden, mask
-            )
+            embedding, timing = await self.compute.run(peer, self._hw, served.part, hidden, mask)
         queue_s = timing.started_s - queued
         self.requests_served += 1
         self._metrics.observe_stages({"decode_s": decode_s, "queue_s": queue_s, "server_compute_s": timing.compute_s})

@@ -8,7 +8,7 @@ import logging
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic_settings import BaseSettings
@@ -72,13 +72,15 @@ def side_main(
     command: tuple[str, str, str],
     app: str,
     also_reported: tuple[type[BaseException], ...] = (),
+    interrupted: Callable[[Any], str] | None = None,
 ) -> int:
     """The command line of one side: `<prog> <command> FLAGS` and `<prog> calibrate FLAGS`.
 
     `command` is (name, help, default log level). `app` names the module that
     does the work, imported only once the flags parsed (it imports torch): its
     `run_command(settings)` and `calibrate(settings, freqs_hz, as_json)` return
-    the exit code. Domain errors (and `also_reported`) print one line and exit 2.
+    the exit code. Domain errors (and `also_reported`) print one line and exit 2;
+    Ctrl-C prints `interrupted(settings)` (or just "interrupted") and exits 130.
     """
     name, help_text, log_level = command
     parser = argparse.ArgumentParser(prog=prog, description=description)
@@ -95,6 +97,9 @@ def side_main(
         if args.command == "calibrate":
             return int(module.calibrate(settings, args.freqs_hz, args.json))
         return int(module.run_command(settings))
+    except KeyboardInterrupt:
+        print(f"{prog}: {interrupted(settings) if interrupted else 'interrupted'}", file=sys.stderr)
+        return 130
     except SplitbedError as exc:
         print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

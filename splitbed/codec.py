@@ -9,6 +9,7 @@ states have a few outlier channels, so per-token scales lose ~10x more
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -105,14 +106,15 @@ def _checked_shape(msg: tensor_pb2.Tensor, what: str, limits: Limits) -> tuple[i
 
 def _check_header(
     msg: tensor_pb2.Tensor,
+    data: bytes,
     what: str,
     limits: Limits,
     expect_shape: Sequence[int | None] | None,
     allow_dtypes: Sequence[int] | None,
 ) -> tuple[int, ...]:
     """Size, shape, dtype and encoding of a wire tensor checked before any byte is interpreted; its shape."""
-    if len(msg.data) > limits.max_bytes:
-        raise ResourceExhausted(f"{what}: {len(msg.data)} bytes exceeds the limit of {limits.max_bytes}")
+    if len(data) > limits.max_bytes:
+        raise ResourceExhausted(f"{what}: {len(data)} bytes exceeds the limit of {limits.max_bytes}")
     shape = _checked_shape(msg, what, limits)
     if expect_shape is not None and (
         len(shape) != len(expect_shape)
@@ -159,17 +161,18 @@ def decode(
 
     `expect_shape` entries that are None are free; others must match exactly.
     """
-    shape = _check_header(msg, what, limits, expect_shape, allow_dtypes)
+    data = msg.data  # fetched once: each access of a bytes field copies it
+    shape = _check_header(msg, data, what, limits, expect_shape, allow_dtypes)
     dt = _DTYPES[msg.dtype]
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # Python ints: np.prod in int64 wraps ([2**32, 2**32] -> 0)
     if count * dt.itemsize > limits.max_bytes:
         raise ResourceExhausted(f"{what}: shape {list(shape)} needs more than {limits.max_bytes} bytes")
-    if len(msg.data) != count * dt.itemsize:
+    if len(data) != count * dt.itemsize:
         raise InvalidArgument(
-            f"{what}: byte length {len(msg.data)} does not match shape {list(shape)} x {dt.itemsize} bytes "
+            f"{what}: byte length {len(data)} does not match shape {list(shape)} x {dt.itemsize} bytes "
             f"= {count * dt.itemsize}"
         )
-    arr = np.frombuffer(msg.data, dtype=dt).reshape(shape)
+    arr = np.frombuffer(data, dtype=dt).reshape(shape)
     if msg.encoding == tensor_pb2.ENCODING_INT8:
         return _dequantize_int8(msg, arr, what)
     if msg.scales:

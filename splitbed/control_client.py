@@ -17,6 +17,7 @@ from grpc import aio
 
 from splitbed.errors import SplitbedError
 from splitbed.node_contract import ControlledNode
+from splitbed.resilience import Keepalive
 from splitbed.tls import TlsFiles, aio_channel
 from splitbed.v1 import control_pb2, control_pb2_grpc
 
@@ -33,7 +34,8 @@ class ControlClient:
 
     def __init__(self, address: str, node_id: str, role: int, node: ControlledNode, *, serve_address: str = "",
                  telemetry_every_s: float | None = None, backoff_s: tuple[float, float] = (0.2, 5.0),
-                 tls: TlsFiles | None = None, token: str | None = None) -> None:
+                 tls: TlsFiles | None = None, token: str | None = None,
+                 keepalive: Keepalive | None = None, rpc_timeout_s: float = 10.0) -> None:
         self.address = address
         self.node_id = node_id
         self.role = role
@@ -41,7 +43,10 @@ class ControlClient:
         self._serve_address = serve_address
         self._telemetry_every_s = telemetry_every_s
         self._backoff = backoff_s
-        self._channel = aio_channel(address, tls or TlsFiles(), token=token)  # TLS/token: splitbed.tls
+        # WatchConfig lives as long as the node: keepalive, not a deadline, finds a dead controller.
+        self._channel = aio_channel(address, tls or TlsFiles(), token=token,  # TLS/token: splitbed.tls
+                                    options=(keepalive or Keepalive()).client_options())
+        self._timeout_s = rpc_timeout_s
         self.stub = control_pb2_grpc.ControlServiceStub(self._channel)
         self.version = 0
         self.first_config = asyncio.Event()
@@ -74,7 +79,7 @@ class ControlClient:
         profile = await self.node.profile()
         await self.stub.Register(control_pb2.RegisterRequest(
             node_id=self.node_id, role=cast(Any, self.role), profile=profile, address=self._serve_address,
-            applied_version=self.version), timeout=10)
+            applied_version=self.version), timeout=self._timeout_s)
         stream = self.stub.WatchConfig(control_pb2.WatchConfigRequest(node_id=self.node_id,
                                                                       known_version=self.version))
         async for config in stream:
@@ -89,15 +94,20 @@ class ControlClient:
     async def _handle(self, config: control_pb2.Config) -> None:
         try:
             applied = await self.node.apply(config)
-        except SplitbedError as exc:
-            logger.error("could not apply config version %d: %s", config.version, exc)
+        except Exception as exc:  # any failure is reported: the controller must not wait for an ack that never comes
+            if isinstance(exc, SplitbedError):
+                logger.error("could not apply config version %d: %s", config.version, exc)
+            else:
+                logger.exception("applying config version %d failed unexpectedly", config.version)
+            error = f"{type(exc).__name__}: {exc}"[:2000]
             await self.stub.Ack(control_pb2.AckRequest(node_id=self.node_id, version=config.version, ok=False,
-                                                       error=f"{type(exc).__name__}: {exc}"), timeout=10)
+                                                       error=error), timeout=self._timeout_s)
             return
         self.version = config.version
         self.first_config.set()
         await self.stub.Ack(control_pb2.AckRequest(node_id=self.node_id, version=config.version, ok=True,
-                                                   applied=applied.knobs, sources=applied.sources), timeout=10)
+                                                   applied=applied.knobs, sources=applied.sources),
+                            timeout=self._timeout_s)
         logger.info("applied config version %d (%s)", config.version, config.reason)
 
     async def report_telemetry(self) -> None:
@@ -119,7 +129,7 @@ class ControlClient:
         if profile is not None:
             report.profile.CopyFrom(profile)
         try:
-            await self.stub.ReportTelemetry(report, timeout=5)
+            await self.stub.ReportTelemetry(report, timeout=self._timeout_s)
         except grpc.RpcError as exc:
             logger.debug("telemetry not delivered: %s", exc)
 

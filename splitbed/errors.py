@@ -17,6 +17,8 @@ class SplitbedError(Exception):
 
     grpc_code: ClassVar[str] = "INTERNAL"
     http_status: ClassVar[int] = 500
+    # The server's hint when trying again is sensible, s (sent as `retry-after-ms` trailing metadata); None = no hint.
+    retry_after_s: float | None = None
 
 
 class InvalidArgument(SplitbedError):

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -44,6 +44,7 @@ class ManagedServer:
     port: int
     grace_s: float
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    on_drain: list[Callable[[], None]] = field(default_factory=list)  # run first on stop (refuse new work)
 
     async def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -55,6 +56,8 @@ class ManagedServer:
             return
         self._stopping.set()
         logger.info("going NOT_SERVING, then stopping with %.1f s grace", self.grace_s)
+        for drain in self.on_drain:
+            drain()
         await self.set_serving(False)
         await self.server.stop(self.grace_s)
 
@@ -79,9 +82,11 @@ async def start_server(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     grace_s: float = 5.0,
     credentials: grpc.ServerCredentials | None = None,
+    options: Sequence[tuple[str, int]] = (),
 ) -> ManagedServer:
     """Start a server; each `register` callback adds a servicer and returns its full service name."""
-    server = aio.server(interceptors=[ErrorMappingInterceptor()], options=channel_options(max_message_bytes))
+    server = aio.server(interceptors=[ErrorMappingInterceptor()],
+                        options=[*channel_options(max_message_bytes), *options])
     names = [reg(server) for reg in register]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -13,6 +13,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.exposition import generate_latest
 
+from splitbed.grpc_catchall import UNHANDLED
+
 logger = logging.getLogger(__name__)
 
 # 0.5 ms .. ~16 s, doubling: loopback round trips to emulated slow links.
@@ -40,6 +42,7 @@ class Metrics:
             "splitbed_latency_prediction_error", "(measured - predicted) / predicted end-to-end latency, last request.",
             ["role"], registry=self.registry,
         )
+        self.registry.register(UNHANDLED)
         self.knob = Gauge("splitbed_applied_knob", "Knob value actually applied (snapped), SI units.",
                           ["role", "knob"], registry=self.registry)
 

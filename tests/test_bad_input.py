@@ -131,7 +131,9 @@ async def test_oversized_message_is_refused_by_limit(server):
 
 async def test_many_concurrent_agents(server):
     async def agent(i: int) -> int:
-        async with aio.insecure_channel(server.address) as channel:
+        # Each agent is its own client connection, as separate agent processes are (the server bounds streams
+        # per connection; channels of one process to one address would share one).
+        async with aio.insecure_channel(server.address, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
             call = inference_pb2_grpc.InferenceServiceStub(channel).Infer()
             for j in range(5):
                 await call.write(good_request(f"{i}-{j}"))

@@ -56,6 +56,8 @@ class IwLink(LinkBackend):
             proc = self._runner(full)
         except FileNotFoundError as exc:
             raise Unavailable(f"`{full[0]}` is not installed (apt-get install iw)") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise Unavailable(f"`{' '.join(full)}` did not finish within {exc.timeout:g} s") from None
         if proc.returncode != 0:
             raise tc_error(full, proc)
         return proc

@@ -95,6 +95,8 @@ class TbfLink(LinkBackend):
             proc = self._runner(full)
         except FileNotFoundError as exc:
             raise Unavailable(f"`{full[0]}` is not installed (apt-get install iproute2)") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise Unavailable(f"`{' '.join(full)}` did not finish within {exc.timeout:g} s") from None
         if proc.returncode != 0:
             raise tc_error(full, proc)
         return proc

@@ -28,6 +28,11 @@ class SideSettings(BaseSettings):
     seed: int = Field(0, description="Seed for random pruning methods.")
     controller: str | None = Field(None, description="Controller gRPC address host:port; unset = standalone.")
     node_id: str = Field("node-0", description="Name under which this process registers with the controller.")
+    keepalive_s: float = Field(20.0, gt=0, description="HTTP/2 keepalive ping interval on the gRPC channels, "
+                               "seconds.")
+    keepalive_timeout_s: float = Field(10.0, gt=0, description="Keepalive ping answer timeout, seconds.")
+    control_timeout_s: float = Field(10.0, gt=0, description="Deadline of each unary control RPC (register, "
+                                     "ack, telemetry), seconds.")
 
     # Hardware knobs (see docs/architecture.md): the clock cap f and the energy meter of this side's compute.
     clock: str = Field("none", description="Clock backend: none (host speed, no cap) | auto | cpufreq | nvml | "

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from splitbed.v1 import tensor_pb2 as splitbed_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsplitbed/v1/inference.proto\x12\x0bsplitbed.v1\x1a\x18splitbed/v1/tensor.proto\"}\n\rSplitIdentity\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05split\x18\x02 \x01(\r\x12\x12\n\nrho_device\x18\x03 \x01(\x01\x12\x12\n\nrho_server\x18\x04 \x01(\x01\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x16\n\x0e\x63onfig_version\x18\x06 \x01(\x04\"k\n\rDeviceTimings\x12\x18\n\x10\x64\x65vice_compute_s\x18\x01 \x01(\x01\x12\x10\n\x08\x65ncode_s\x18\x02 \x01(\x01\x12\x14\n\x0csent_unix_ns\x18\x03 \x01(\x03\x12\x18\n\x10\x64\x65vice_stretch_s\x18\x04 \x01(\x01\"\xcf\x01\n\x0cInferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12,\n\x08identity\x18\x02 \x01(\x0b\x32\x1a.splitbed.v1.SplitIdentity\x12#\n\x06hidden\x18\x03 \x01(\x0b\x32\x13.splitbed.v1.Tensor\x12+\n\x0e\x61ttention_mask\x18\x04 \x01(\x0b\x32\x13.splitbed.v1.Tensor\x12+\n\x07timings\x18\x05 \x01(\x0b\x32\x1a.splitbed.v1.DeviceTimings\"\x96\x01\n\rServerTimings\x12\x10\n\x08\x64\x65\x63ode_s\x18\x01 \x01(\x01\x12\x0f\n\x07queue_s\x18\x02 \x01(\x01\x12\x18\n\x10server_compute_s\x18\x03 \x01(\x01\x12\x18\n\x10server_stretch_s\x18\x04 \x01(\x01\x12\x18\n\x10received_unix_ns\x18\x05 \x01(\x03\x12\x14\n\x0csent_unix_ns\x18\x06 \x01(\x03\"\xe3\x01\n\rInferResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\tembedding\x18\x02 \x01(\x0b\x32\x13.splitbed.v1.Tensor\x12+\n\x07timings\x18\x03 \x01(\x0b\x32\x1a.splitbed.v1.ServerTimings\x12\x16\n\x0e\x63onfig_version\x18\x04 \x01(\x04\x12\x1a\n\x12rho_server_applied\x18\x05 \x01(\x01\x12\x17\n\x0fserver_energy_j\x18\x06 \x01(\x01\x12\x1c\n\x14server_energy_source\x18\x07 \x01(\t\"\x10\n\x0eGetInfoRequest\"`\n\nServedPart\x12,\n\x08identity\x18\x01 \x01(\x0b\x32\x1a.splitbed.v1.SplitIdentity\x12\x14\n\x0c\x61\x63hieved_rho\x18\x02 \x01(\x01\x12\x0e\n\x06params\x18\x03 \x01(\x03\"\xbe\x01\n\nServerInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08n_layers\x18\x02 \x01(\r\x12\x13\n\x0bhidden_size\x18\x03 \x01(\r\x12\x13\n\x0bmax_seq_len\x18\x04 \x01(\r\x12&\n\x05parts\x18\x05 \x03(\x0b\x32\x17.splitbed.v1.ServedPart\x12\x19\n\x11max_message_bytes\x18\x06 \x01(\x03\x12\x13\n\x0brandom_init\x18\x07 \x01(\x08\x12\r\n\x05label\x18\x08 \x01(\t2\x97\x01\n\x10InferenceService\x12\x42\n\x05Infer\x12\x19.splitbed.v1.InferRequest\x1a\x1a.splitbed.v1.InferResponse(\x01\x30\x01\x12?\n\x07GetInfo\x12\x1b.splitbed.v1.GetInfoRequest\x1a\x17.splitbed.v1.ServerInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsplitbed/v1/inference.proto\x12\x0bsplitbed.v1\x1a\x18splitbed/v1/tensor.proto\"}\n\rSplitIdentity\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05split\x18\x02 \x01(\r\x12\x12\n\nrho_device\x18\x03 \x01(\x01\x12\x12\n\nrho_server\x18\x04 \x01(\x01\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x16\n\x0e\x63onfig_version\x18\x06 \x01(\x04\"k\n\rDeviceTimings\x12\x18\n\x10\x64\x65vice_compute_s\x18\x01 \x01(\x01\x12\x10\n\x08\x65ncode_s\x18\x02 \x01(\x01\x12\x14\n\x0csent_unix_ns\x18\x03 \x01(\x03\x12\x18\n\x10\x64\x65vice_stretch_s\x18\x04 \x01(\x01\"\xec\x01\n\x0cInferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12,\n\x08identity\x18\x02 \x01(\x0b\x32\x1a.splitbed.v1.SplitIdentity\x12#\n\x06hidden\x18\x03 \x01(\x0b\x32\x13.splitbed.v1.Tensor\x12+\n\x0e\x61ttention_mask\x18\x04 \x01(\x0b\x32\x13.splitbed.v1.Tensor\x12+\n\x07timings\x18\x05 \x01(\x0b\x32\x1a.splitbed.v1.DeviceTimings\x12\x0e\n\x06run_id\x18\x06 \x01(\t\x12\x0b\n\x03seq\x18\x07 \x01(\x04\"\x96\x01\n\rServerTimings\x12\x10\n\x08\x64\x65\x63ode_s\x18\x01 \x01(\x01\x12\x0f\n\x07queue_s\x18\x02 \x01(\x01\x12\x18\n\x10server_compute_s\x18\x03 \x01(\x01\x12\x18\n\x10server_stretch_s\x18\x04 \x01(\x01\x12\x18\n\x10received_unix_ns\x18\x05 \x01(\x03\x12\x14\n\x0csent_unix_ns\x18\x06 \x01(\x03\"\xf5\x01\n\rInferResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\tembedding\x18\x02 \x01(\x0b\x32\x13.splitbed.v1.Tensor\x12+\n\x07timings\x18\x03 \x01(\x0b\x32\x1a.splitbed.v1.ServerTimings\x12\x16\n\x0e\x63onfig_version\x18\x04 \x01(\x04\x12\x1a\n\x12rho_server_applied\x18\x05 \x01(\x01\x12\x17\n\x0fserver_energy_j\x18\x06 \x01(\x01\x12\x1c\n\x14server_energy_source\x18\x07 \x01(\t\x12\x10\n\x08replayed\x18\x08 \x01(\x08\"\x10\n\x0eGetInfoRequest\"`\n\nServedPart\x12,\n\x08identity\x18\x01 \x01(\x0b\x32\x1a.splitbed.v1.SplitIdentity\x12\x14\n\x0c\x61\x63hieved_rho\x18\x02 \x01(\x01\x12\x0e\n\x06params\x18\x03 \x01(\x03\"\xbe\x01\n\nServerInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08n_layers\x18\x02 \x01(\r\x12\x13\n\x0bhidden_size\x18\x03 \x01(\r\x12\x13\n\x0bmax_seq_len\x18\x04 \x01(\r\x12&\n\x05parts\x18\x05 \x03(\x0b\x32\x17.splitbed.v1.ServedPart\x12\x19\n\x11max_message_bytes\x18\x06 \x01(\x03\x12\x13\n\x0brandom_init\x18\x07 \x01(\x08\x12\r\n\x05label\x18\x08 \x01(\t2\x97\x01\n\x10InferenceService\x12\x42\n\x05Infer\x12\x19.splitbed.v1.InferRequest\x1a\x1a.splitbed.v1.InferResponse(\x01\x30\x01\x12?\n\x07GetInfo\x12\x1b.splitbed.v1.GetInfoRequest\x1a\x17.splitbed.v1.ServerInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,17 +37,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEVICETIMINGS']._serialized_start=197
   _globals['_DEVICETIMINGS']._serialized_end=304
   _globals['_INFERREQUEST']._serialized_start=307
-  _globals['_INFERREQUEST']._serialized_end=514
-  _globals['_SERVERTIMINGS']._serialized_start=517
-  _globals['_SERVERTIMINGS']._serialized_end=667
-  _globals['_INFERRESPONSE']._serialized_start=670
-  _globals['_INFERRESPONSE']._serialized_end=897
-  _globals['_GETINFOREQUEST']._serialized_start=899
-  _globals['_GETINFOREQUEST']._serialized_end=915
-  _globals['_SERVEDPART']._serialized_start=917
-  _globals['_SERVEDPART']._serialized_end=1013
-  _globals['_SERVERINFO']._serialized_start=1016
-  _globals['_SERVERINFO']._serialized_end=1206
-  _globals['_INFERENCESERVICE']._serialized_start=1209
-  _globals['_INFERENCESERVICE']._serialized_end=1360
+  _globals['_INFERREQUEST']._serialized_end=543
+  _globals['_SERVERTIMINGS']._serialized_start=546
+  _globals['_SERVERTIMINGS']._serialized_end=696
+  _globals['_INFERRESPONSE']._serialized_start=699
+  _globals['_INFERRESPONSE']._serialized_end=944
+  _globals['_GETINFOREQUEST']._serialized_start=946
+  _globals['_GETINFOREQUEST']._serialized_end=962
+  _globals['_SERVEDPART']._serialized_start=964
+  _globals['_SERVEDPART']._serialized_end=1060
+  _globals['_SERVERINFO']._serialized_start=1063
+  _globals['_SERVERINFO']._serialized_end=1253
+  _globals['_INFERENCESERVICE']._serialized_start=1256
+  _globals['_INFERENCESERVICE']._serialized_end=1407
 # @@protoc_insertion_point(module_scope)

@@ -36,18 +36,22 @@ class DeviceTimings(_message.Message):
     def __init__(self, device_compute_s: _Optional[float] = ..., encode_s: _Optional[float] = ..., sent_unix_ns: _Optional[int] = ..., device_stretch_s: _Optional[float] = ...) -> None: ...
 
 class InferRequest(_message.Message):
-    __slots__ = ("request_id", "identity", "hidden", "attention_mask", "timings")
+    __slots__ = ("request_id", "identity", "hidden", "attention_mask", "timings", "run_id", "seq")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_FIELD_NUMBER: _ClassVar[int]
     HIDDEN_FIELD_NUMBER: _ClassVar[int]
     ATTENTION_MASK_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     identity: SplitIdentity
     hidden: _tensor_pb2.Tensor
     attention_mask: _tensor_pb2.Tensor
     timings: DeviceTimings
-    def __init__(self, request_id: _Optional[str] = ..., identity: _Optional[_Union[SplitIdentity, _Mapping]] = ..., hidden: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., attention_mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., timings: _Optional[_Union[DeviceTimings, _Mapping]] = ...) -> None: ...
+    run_id: str
+    seq: int
+    def __init__(self, request_id: _Optional[str] = ..., identity: _Optional[_Union[SplitIdentity, _Mapping]] = ..., hidden: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., attention_mask: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., timings: _Optional[_Union[DeviceTimings, _Mapping]] = ..., run_id: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class ServerTimings(_message.Message):
     __slots__ = ("decode_s", "queue_s", "server_compute_s", "server_stretch_s", "received_unix_ns", "sent_unix_ns")
@@ -66,7 +70,7 @@ class ServerTimings(_message.Message):
     def __init__(self, decode_s: _Optional[float] = ..., queue_s: _Optional[float] = ..., server_compute_s: _Optional[float] = ..., server_stretch_s: _Optional[float] = ..., received_unix_ns: _Optional[int] = ..., sent_unix_ns: _Optional[int] = ...) -> None: ...
 
 class InferResponse(_message.Message):
-    __slots__ = ("request_id", "embedding", "timings", "config_version", "rho_server_applied", "server_energy_j", "server_energy_source")
+    __slots__ = ("request_id", "embedding", "timings", "config_version", "rho_server_applied", "server_energy_j", "server_energy_source", "replayed")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +78,7 @@ class InferResponse(_message.Message):
     RHO_SERVER_APPLIED_FIELD_NUMBER: _ClassVar[int]
     SERVER_ENERGY_J_FIELD_NUMBER: _ClassVar[int]
     SERVER_ENERGY_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     embedding: _tensor_pb2.Tensor
     timings: ServerTimings
@@ -81,7 +86,8 @@ class InferResponse(_message.Message):
     rho_server_applied: float
     server_energy_j: float
     server_energy_source: str
-    def __init__(self, request_id: _Optional[str] = ..., embedding: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., timings: _Optional[_Union[ServerTimings, _Mapping]] = ..., config_version: _Optional[int] = ..., rho_server_applied: _Optional[float] = ..., server_energy_j: _Optional[float] = ..., server_energy_source: _Optional[str] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, request_id: _Optional[str] = ..., embedding: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., timings: _Optional[_Union[ServerTimings, _Mapping]] = ..., config_version: _Optional[int] = ..., rho_server_applied: _Optional[float] = ..., server_energy_j: _Optional[float] = ..., server_energy_source: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class GetInfoRequest(_message.Message):
     __slots__ = ()
