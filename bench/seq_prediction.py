@@ -48,7 +48,8 @@ def main() -> int:
     console.print(f"device profile {args.device_profile}, server profile {args.server_profile} (emulated clocks)")
     try:
         edge = start("edge_server", ["serve", "--host", "127.0.0.1", "--controller", controller.address,
-                                     "--clock", "emulated", "--clock-profile", args.server_profile, "--node-id", "edge-p",
+                                     "--clock", "emulated", "--clock-profile", args.server_profile,
+                                     "--node-id", "edge-p",
                                      *args.edge_args.split()], threads=2)
         try:
             for seq in lengths:

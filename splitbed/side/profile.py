@@ -39,7 +39,8 @@ def split_costs(source: ModelSource, seq_len: int, encoding: Encoding | None) ->
     bits = 8 * payload_bytes(source.hidden_size, seq_len, encoding) if encoding else 0
     return [
         control_pb2.SplitCost(split=t.split, device_flops=t.device_flops, server_flops=t.server_flops,
-                              device_params=t.device_prunable, server_params=t.server_prunable, payload_bits=bits if t.split < source.n_layers else 0)
+                              device_params=t.device_prunable, server_params=t.server_prunable,
+                              payload_bits=bits if t.split < source.n_layers else 0)
         for t in split_table(source, seq_len)
     ]
 
