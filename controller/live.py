@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.drift import DriftGate
 from controller.live_problem import build_problem
 from controller.planner import Planner
 from controller.problem import Answer
@@ -92,6 +93,7 @@ class LiveSystem:
         self.last_answer: Answer | None = None
         self.last_error: str | None = None
         self.metrics = Metrics("controller")
+        self.drift = DriftGate(settings.drift_threshold, settings.drift_confirm, settings.drift_min_interval_s)
 
     # -- nodes ---------------------------------------------------------------------------
     def node(self, node_id: str) -> Node:
@@ -156,9 +158,11 @@ class LiveSystem:
         gain = report.values.get("gain")
         if gain and node.role == "device" and self.plan is not None:
             planned = node.profile.link.gain
-            if planned > 0 and abs(gain - planned) / planned > self.settings.drift_threshold:
-                logger.info("channel gain drifted %.3g -> %.3g: re-planning", planned, gain)
-                node.profile.link.gain = gain
+            adopted = self.drift.check(node.node_id, planned, gain, report_version=report.config_version,
+                                       plan_version=self.plan.config.version)
+            if adopted is not None:
+                logger.info("channel gain drifted %.3g -> %.3g: re-planning", planned, adopted)
+                node.profile.link.gain = adopted
                 asyncio.get_running_loop().create_task(self.replan_quietly("channel drift"))
 
     async def replan_quietly(self, reason: str) -> None:

@@ -45,6 +45,13 @@ class Uplink:
         self.applied_power_w, self.applied_rate_bps = applied.power_w, applied.rate_bps
         return applied
 
+    def burst_bytes(self) -> float:
+        """The shaper's bucket at the applied rate (tbf), 0 for the pacer, which holds every byte."""
+        if self.paced or self.applied_rate_bps <= 0:
+            return 0.0
+        burst_for = getattr(self.backend, "burst_for", None)
+        return float(burst_for(self.applied_rate_bps)) if callable(burst_for) else 0.0
+
     async def pace(self, nbytes: int) -> None:
         await self.backend.pace(nbytes)
 
