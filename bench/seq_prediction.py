@@ -22,6 +22,7 @@ import json
 import sys
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -52,6 +53,10 @@ def main() -> int:
                                      "--node-id", "edge-p",
                                      *args.edge_args.split()], threads=2)
         try:
+            for node in httpx.get(f"{controller.rest_url}/v1/nodes", timeout=30).json():
+                curve = node["profile"]["compute"].get("flops_by_seq_len", [])
+                console.print(f"{node['node_id']} FLOP/s by length: " + ", ".join(
+                    f"{p['seq_len']}: {p['achieved_flops_per_s'] / 1e9:.2f} G" for p in curve))
             for seq in lengths:
                 results = asyncio.run(run_plans(controller.address, controller.rest_url, edge.address, seq,
                                                 PLANS, requests=args.requests,
