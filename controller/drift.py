@@ -10,9 +10,12 @@ drift re-plan is due only when
 * the gain is off the planned one by more than `threshold` in `confirm`
   consecutive reports, on the same side; the count only resets once a report
   comes back within `threshold * release` (hysteresis band);
+* the last `confirm` of them agree with each other within `threshold *
+  release` (the channel has settled at its new level, so the plan is not
+  made for a value half-way through the change and then made again);
 * at least `min_interval_s` have passed since the node's last drift re-plan.
 
-The gain adopted is the median of the confirming reports.
+The gain adopted is the median of those last `confirm` reports.
 """
 
 from __future__ import annotations
@@ -53,10 +56,13 @@ class DriftGate:
         if state.over and (state.over[-1] > planned) != (measured > planned):
             state.over.clear()  # drifted the other way: start counting again
         state.over.append(measured)
+        recent = state.over[-self.confirm:]
         now = self.clock()
-        if len(state.over) < self.confirm or now - state.last_replan < self.min_interval_s:
+        if len(recent) < self.confirm or now - state.last_replan < self.min_interval_s:
             return None
-        adopted = statistics.median(state.over)
+        if max(recent) / min(recent) - 1.0 > self.threshold * self.release:
+            return None  # still moving (a window straddling the change): wait until it settles at a new level
+        adopted = statistics.median(recent)
         state.over.clear()
         state.last_replan = now
         return adopted

@@ -60,3 +60,12 @@ def test_opposite_sides_and_stale_reports_do_not_confirm():
     assert gate.check("d", 1.0, 0.5) is None  # the other side: the count restarts
     assert gate.check("d", 1.0, 0.5, report_version=3, plan_version=4) is None  # window of an older plan
     assert gate.check("d", 1.0, 0.5, report_version=4, plan_version=4) == 0.5
+
+
+def test_a_step_is_adopted_once_it_has_settled():
+    """Reports straddling the change (measured in compose and over tbf) are not planned for."""
+    gate = DriftGate(threshold=0.2, confirm=2, min_interval_s=0.0)
+    planned = 2.58e-11
+    seen = [gate.check("d", planned, g * 1e-11) for g in (1.70, 1.39, 1.12, 1.12)]
+    assert seen[:3] == [None, None, None]
+    assert seen[3] == 1.12e-11

@@ -273,7 +273,7 @@ def test_channel_step_triggers_exactly_one_drift_replan(pair: VethPair, tmp_path
     """A static tbf channel re-plans nothing; the kernel's rate halved under the agent (the channel got worse)
     gives exactly one "channel drift" plan, within 10 s."""
     bandwidth, noise, gain = _channel()
-    power = power_for_rate(4e6, bandwidth, noise, gain)
+    power = power_for_rate(8e6, bandwidth, noise, gain)
     procs: list[NsProc] = []
     driver: Driver | None = None
     try:
@@ -308,7 +308,8 @@ def test_channel_step_triggers_exactly_one_drift_replan(pair: VethPair, tmp_path
         driver.send("stream 20")
         after = driver.next_event(120)
         drifts = _drift_replans(rest, pair.edge_ns)
-        logger.info("static gains %s; after the step %s; drift plans %s", static["gains"], after["gains"], drifts)
+        logger.info("static gains %s; after the step %s; drift plans %s (%.1f s after the step)", static["gains"],
+                    after["gains"], drifts, drifts[0]["at"] - stepped if drifts else float("nan"))
         assert len(drifts) == 1, (drifts, after)
         assert drifts[0]["at"] - stepped <= 10.0, (drifts, stepped)
     finally:
