@@ -2,14 +2,17 @@
 
 A shaper with a bucket (tc tbf) lets the first `burst` bytes of an upload
 that follows idle time through at line rate, so short uploads look faster
-than r(p) (23 against 19.4 Mbit/s) and a gain inverted from them drifts. The
-estimate here takes a window of uploads made at one applied power, subtracts
-one full bucket per upload and divides by their summed time:
+than r(p) (23 against 19.4 Mbit/s) and a gain inverted from them drifts. And
+on a busy host the measured upload time also carries the RPC's own delays,
+which only ever add time: the shaper's rate is a floor under every upload.
+So over a window of uploads made at one applied power, each upload's rate is
+taken with one full bucket subtracted,
 
-    r = 8 * sum(bytes_i - burst) / sum(t_i)
+    r_i = 8 * (bytes_i - burst) / t_i
 
 over the uploads longer than `SUSTAINED` buckets (shorter ones are mostly
-burst and say little about the rate).
+burst and say little about the rate), and the estimate is the fastest of
+them: one upload the host did not delay.
 """
 
 from __future__ import annotations
@@ -25,5 +28,4 @@ def steady_rate_bps(uploads: Sequence[tuple[int, float]], burst_bytes: float) ->
     kept = [(b, t) for b, t in uploads if t > 0 and b > SUSTAINED * burst and b > 0]
     if not kept:
         return None
-    seconds = sum(t for _, t in kept)
-    return 8.0 * sum(b - burst for b, _ in kept) / seconds
+    return max(8.0 * (b - burst) / t for b, t in kept)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from device_agent.channel_estimate import steady_rate_bps
+from device_agent.on_device import NOTHING_UPLOADED
 from device_agent.record import RequestRecord
 from device_agent.runner import DeviceRunner, PartState
 from device_agent.settings import AgentSettings
@@ -81,6 +82,8 @@ class DeviceNode:
             link = self.uplink.apply_power(power)
             power = link.power_w
             values.record("power_w", power, link.rate_source or link.backend)
+        elif k.split >= self.source.n_layers:
+            values.record("power_w", 0.0, NOTHING_UPLOADED)  # L = n: the radio has nothing to send
         self.parts.state = dataclasses.replace(
             old, part=part, split=k.split, rho_device=k.rho_device, rho_server=k.rho_server, method=method,
             encoding=as_encoding(config.encoding or old.encoding), version=config.version, predicted=config.predicted,
@@ -122,7 +125,7 @@ class DeviceNode:
             return
         self.uplink.measured_rate_bps = rate
         values["rate_bps"] = rate
-        sources["rate_bps"] = "measured: sum(payload - bucket) bits / sum(upload time), uploads of one plan"
+        sources["rate_bps"] = "measured: fastest (payload - bucket) bits / upload time, one plan's sustained uploads"
         gain = self.uplink.gain_estimate(rate)
         if gain is not None:
             values["gain"] = gain

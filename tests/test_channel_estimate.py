@@ -30,3 +30,10 @@ def test_short_uploads_are_left_out_and_none_when_nothing_sustained():
 
 def test_no_bucket_is_plain_bytes_over_time():
     assert steady_rate_bps([(1000, 0.001), (3000, 0.003)], 0) == pytest.approx(8e6)
+
+
+def test_an_upload_the_host_delayed_does_not_lower_the_estimate():
+    rate, burst = 8e6, 10_000
+    clean = _tbf_time(200_000, rate, burst)
+    uploads = [(200_000, clean * 1.4), (200_000, clean), (200_000, clean * 1.2)]
+    assert steady_rate_bps(uploads, burst) == pytest.approx(rate, rel=0.01)

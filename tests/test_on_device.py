@@ -73,12 +73,15 @@ def test_plan_at_last_split_uploads_nothing(system):
             assert runner.state.split == n
             inputs = runner.prepare([TEXT])[0]
             record = await runner.infer_one(inputs, "on-device")
-            return plan, record, inputs
+            async with httpx.AsyncClient(timeout=120) as client:
+                nodes = {n["node_id"]: n for n in (await client.get(f"{controller.rest_url}/v1/nodes")).json()}
+            return plan, record, inputs, nodes["dev-ondev"]
         finally:
             await link.close()
             await runner.close()
 
-    plan, record, inputs = asyncio.run(scenario())
+    plan, record, inputs, node = asyncio.run(scenario())
+    assert node["applied"]["power_w"] == 0.0 and node["applied_sources"]["power_w"] == NOTHING_UPLOADED
     config = plan["config"]
     assert config["knobs"]["split"] == n
     assert config["knobs"].get("power_w", 0.0) == 0.0
