@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from controller.drift import DriftGate
 from controller.live_problem import problem_dict
 from controller.planner import Planner
 from controller.problem import Answer, Problem
@@ -66,6 +67,7 @@ class LiveSystem:
         self.last_answer: Answer | None = None
         self.last_error: str | None = None
         self.metrics = Metrics("controller")
+        self.drift = DriftGate(settings.drift_threshold, settings.drift_confirm, settings.drift_min_interval_s)
         self._restore()
 
     def _restore(self) -> None:
@@ -153,9 +155,13 @@ class LiveSystem:
         gain = report.values.get("gain")
         if gain and node.role == "device" and self.plan is not None:
             planned = node.profile.link.gain
-            if 0 < gain <= 1 and planned > 0 and abs(gain - planned) / planned > self.settings.drift_threshold:
-                logger.info("channel gain drifted %.3g -> %.3g: re-planning", planned, gain)
-                node.profile.link.gain = gain
+            adopted = None
+            if 0 < gain <= 1 and planned > 0:
+                adopted = self.drift.check(node.node_id, planned, gain, report_version=report.config_version,
+                                           plan_version=self.plan.config.version)
+            if adopted is not None:
+                logger.info("channel gain drifted %.3g -> %.3g: re-planning", planned, adopted)
+                node.profile.link.gain = adopted
                 asyncio.get_running_loop().create_task(self.replan_quietly("channel drift"))
 
     async def replan_quietly(self, reason: str) -> None:

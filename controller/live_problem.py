@@ -11,16 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 from controller.problem import Problem
+from controller.seq_curve import flops_per_cycle_at
 from controller.settings import ControllerSettings
 from splitbed.errors import FailedPrecondition
 from splitbed.v1 import control_pb2
 
 
-def _processor(profile: control_pb2.NodeProfile, who: str) -> dict[str, Any]:
+def _processor(profile: control_pb2.NodeProfile, who: str, seq_len: int = 0) -> dict[str, Any]:
     c = profile.compute
     if c.f_max_hz <= 0 or c.flops_per_cycle <= 0:
         raise FailedPrecondition(f"{who} profile has no compute figures (f_max_hz, flops_per_cycle)")
-    return {"f_max_hz": c.f_max_hz, "f_min_hz": min(c.f_min_hz, c.f_max_hz), "flops_per_cycle": c.flops_per_cycle,
+    # Planned at the length the device sends, where the node measured its FLOP/s against length.
+    return {"f_max_hz": c.f_max_hz, "f_min_hz": min(c.f_min_hz, c.f_max_hz),
+            "flops_per_cycle": flops_per_cycle_at(c, seq_len),
             "pue": c.pue or 1.0, "power_coeff": c.power_coeff or 1e-28,
             # The plan's clocks are put on the steps the node's clock backend really offers.
             "clock_steps_hz": [f for f in c.clock_steps_hz if 0.0 < f <= c.f_max_hz]}
@@ -60,7 +63,7 @@ def problem_dict(
     ]
     return {
         "device": _processor(device, "device"),
-        "server": _processor(server, "server"),
+        "server": _processor(server, "server", device.seq_len),
         "link": {"bandwidth_hz": link.bandwidth_hz, "noise_psd_w_per_hz": link.noise_psd_w_per_hz,
                  "gain": link.gain, "p_max_w": link.p_max_w},
         "budget": {"latency_s": latency_s, "energy_j": energy_j},

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from device_agent.channel_estimate import steady_rate_bps
+from device_agent.on_device import NOTHING_UPLOADED
 from device_agent.record import RequestRecord
 from device_agent.runner import DeviceRunner, PartState
 from device_agent.settings import AgentSettings
@@ -81,6 +83,8 @@ class DeviceNode:
             link = await asyncio.to_thread(self.uplink.apply_power, power)  # tc / iw block: off the event loop
             power = link.power_w
             values.record("power_w", power, link.rate_source or link.backend)
+        elif k.split >= self.source.n_layers:
+            values.record("power_w", 0.0, NOTHING_UPLOADED)  # L = n: the radio has nothing to send
         self.parts.state = dataclasses.replace(
             old, part=part, split=k.split, rho_device=k.rho_device, rho_server=k.rho_server, method=method,
             encoding=as_encoding(config.encoding or old.encoding), version=config.version, predicted=config.predicted,
@@ -103,7 +107,7 @@ class DeviceNode:
         values = {f"{k.removesuffix('_s')}_p50_s": v for k, v in t.items()}
         values["requests"] = float(len(window))
         sources = {"*_p50_s": "measured:perf_counter, median over the window"}
-        self._rate(window, t["upload_pacing_s"] if self.uplink.paced else t["transfer_s"], values, sources)
+        self._rate(window, values, sources)
         mem, mem_sources = memory_values()
         values.update(mem)
         sources.update(mem_sources)
@@ -112,14 +116,17 @@ class DeviceNode:
             values["latency_prediction_error_p50"] = statistics.median(errs)
         return Telemetry(values, sources)
 
-    def _rate(self, window: list[RequestRecord], upload_s: float, values: dict[str, float],
-              sources: dict[str, str]) -> None:
-        if upload_s <= 0:
+    def _rate(self, window: list[RequestRecord], values: dict[str, float], sources: dict[str, str]) -> None:
+        # Only the uploads made at the power applied now, with the shaper's bucket allowed for.
+        latest = max(r.config_version for r in window)
+        uploads = [(r.payload_bytes, r.timings.upload_pacing_s if self.uplink.paced else r.timings.transfer_s)
+                   for r in window if r.config_version == latest]
+        rate = steady_rate_bps(uploads, self.uplink.burst_bytes())
+        if rate is None:
             return
-        rate = 8.0 * statistics.median(r.payload_bytes for r in window) / upload_s
         self.uplink.measured_rate_bps = rate
         values["rate_bps"] = rate
-        sources["rate_bps"] = "measured: payload bits / upload time, median over the window"
+        sources["rate_bps"] = "measured: fastest (payload - bucket) bits / upload time, one plan's sustained uploads"
         gain = self.uplink.gain_estimate(rate)
         if gain is not None:
             values["gain"] = gain

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from device_agent.client import InferenceClient
+from device_agent.on_device import finish_on_device, runs_on_device
 from device_agent.record import Energy, Predicted, RequestRecord, Timings
 from device_agent.resilient import ResilientClient, RetryPolicy, redo_on_new_plan
 from device_agent.settings import AgentSettings
@@ -152,6 +153,10 @@ class DeviceRunner:
         hidden, timing = await loop.run_in_executor(self.executor, functools.partial(self.front, state, inputs))
         t.computed = time.perf_counter()
         mask = inputs["attention_mask"].numpy().astype(np.uint8)
+        if runs_on_device(state, self.source):  # L = n: pooled here, nothing uploaded
+            record = finish_on_device(state, self.source, hidden, mask, timing, t.start)
+            self._observe(state, record)
+            return record
         request = inference_pb2.InferRequest(request_id=request_id, identity=state.identity(),
                                              hidden=encode_float(hidden, state.encoding),
                                              attention_mask=encode_raw(mask), run_id=self.run_id if seq else "",

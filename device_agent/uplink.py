@@ -28,6 +28,7 @@ class Uplink:
         self.applied_power_w = 0.0
         self.applied_rate_bps = 0.0
         self.measured_rate_bps = 0.0
+        self._applied: tuple[float, AppliedLink] | None = None
 
     @property
     def paced(self) -> bool:
@@ -39,11 +40,23 @@ class Uplink:
         return gain_from_distance(s.distance_m, s.k0_db, s.path_loss_exponent)
 
     def apply_power(self, power_w: float) -> AppliedLink:
+        # The same power again (a re-plan that moved other knobs) leaves the link alone: what the channel did to
+        # the shaped rate meanwhile (an emulated channel change) is not undone.
+        if self._applied is not None and self._applied[0] == power_w:
+            return self._applied[1]
         s = self.settings
         applied = self.backend.apply(power_w, bandwidth_hz=s.bandwidth_hz, noise_psd=s.noise_psd_w_per_hz,
                                      gain=self.gain())
         self.applied_power_w, self.applied_rate_bps = applied.power_w, applied.rate_bps
+        self._applied = (power_w, applied)
         return applied
+
+    def burst_bytes(self) -> float:
+        """The shaper's bucket at the applied rate (tbf), 0 for the pacer, which holds every byte."""
+        if self.paced or self.applied_rate_bps <= 0:
+            return 0.0
+        burst_for = getattr(self.backend, "burst_for", None)
+        return float(burst_for(self.applied_rate_bps)) if callable(burst_for) else 0.0
 
     async def pace(self, nbytes: int) -> None:
         await self.backend.pace(nbytes)

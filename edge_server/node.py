@@ -34,7 +34,9 @@ class ServerNode:
     async def profile(self) -> control_pb2.NodeProfile:
         seq = self.settings.profile_seq_len
         served = self.registry.current
-        compute = await measure_compute(self.hw, served.part if served is not None else None, seq)
+        lens = [int(n) for n in self.settings.profile_seq_lens.split(",") if n.strip()]
+        lens = [n for n in lens if 0 < n <= self.loader.source.max_seq_len]
+        compute = await measure_compute(self.hw, served.part if served is not None else None, seq, lens)
         return node_profile(model=self.settings.model, source=self.loader.source, seq_len=seq, compute=compute)
 
     def telemetry(self) -> Telemetry:

@@ -29,4 +29,8 @@ class EdgeSettings(SideSettings):
     pue: float = Field(2.0, gt=0, description="Power usage effectiveness eta~ of the edge site (dimensionless).")
     power_coeff: float = Field(1e-28, gt=0, description="Power coefficient phi~ of the server, W/(cycle/s)^3.")
     profile_seq_len: int = Field(128, gt=0, description="Sequence length at which compute is profiled, tokens.")
+    profile_seq_lens: str = Field(
+        "32,64,128,256", pattern=r"^\s*(\d+\s*(,\s*\d+\s*)*)?$",
+        description="Further sequence lengths (tokens, comma-separated; empty for none) at which achieved FLOP/s "
+        "is profiled, so the controller plans at the length each device sends.")
     port_file: str | None = Field(None, description="Write the bound port to this file once serving.")

@@ -92,12 +92,16 @@ def test_two_phase_push_drift_and_reprofile(controller):
         assert nodes["dev"]["applied_version"] == 1
         assert nodes["dev"]["applied_sources"] == {"freq_device_hz": "emulated"}
 
-        # 10 % drift: below the threshold, no new plan.
-        device.stub.ReportTelemetry(control_pb2.TelemetryReport(node_id="dev", values={"gain": GAIN * 0.9}))
+        # 10 % drift: below the threshold, no new plan; nor one 50 % report alone (drift is confirmed over
+        # --drift-confirm reports), nor reports from an older plan's window.
+        for gain, version in ((0.9, 1), (0.9, 1), (0.5, 1), (0.5, 0)):
+            device.stub.ReportTelemetry(control_pb2.TelemetryReport(node_id="dev", config_version=version,
+                                                                    values={"gain": GAIN * gain}))
         with pytest.raises(queue.Empty):
             server.next(timeout=1.5)
-        # 50 % drift: re-planned for the new gain and pushed.
-        device.stub.ReportTelemetry(control_pb2.TelemetryReport(node_id="dev", values={"gain": GAIN * 0.5}))
+        # 50 % drift confirmed: re-planned for the new gain and pushed.
+        device.stub.ReportTelemetry(control_pb2.TelemetryReport(node_id="dev", config_version=1,
+                                                                values={"gain": GAIN * 0.5}))
         _, drift = server.next()
         assert drift.version == 2 and drift.reason == "channel drift"
         assert device.next()[1].version == 2

@@ -118,7 +118,8 @@ def test_node_profile_payload_bits_are_the_codecs(src: ModelSource, encoding: En
     msg = encode_float(hidden_state, encoding)
     rows = split_costs(src, seq, encoding)
     assert len(rows) == src.n_layers + 1
-    assert {r.payload_bits for r in rows} == {8 * (len(msg.data) + len(msg.scales))}
+    assert {r.payload_bits for r in rows[:-1]} == {8 * (len(msg.data) + len(msg.scales))}
+    assert rows[-1].payload_bits == 0  # L = n: the device pools itself and uploads nothing
     assert {r.payload_bits for r in split_costs(src, seq, None)} == {0}  # the server's rows carry no payload
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import queue
 import statistics
 import subprocess
@@ -45,6 +46,9 @@ SEQ_LEN = 128
 REQUESTS = 4  # timed uploads per power
 TARGET_RATES_BPS = (2e6, 5e6, 10e6)  # fp32 seq 128 (1.57 Mbit): 0.79, 0.31, 0.16 s per upload
 TOLERANCE = 0.10
+TELEMETRY_EVERY = 3  # requests per telemetry report (each carries a rate and gain estimate)
+# Seconds of static channel before the step; NETNS_STATIC_S=300 measures the issue's five quiet minutes.
+STATIC_S = float(os.environ.get("NETNS_STATIC_S", "12"))
 TEXT = "Heap queue algorithm (a.k.a. priority queue)."
 
 
@@ -74,6 +78,7 @@ async def _drive(server: str, controller: str, dev: str) -> None:
     settings = AgentSettings.model_validate({
         "server": server, "controller": controller, "link": "tbf", "link_dev": dev, "split": SPLIT,
         "seq_len": SEQ_LEN, "encoding": "fp32", "warmup": 0, "node_id": "dev-netns", "threads": 1,
+        "telemetry_every": TELEMETRY_EVERY,
     })
     runner = DeviceRunner(settings)
     link: ControlClient | None = None
@@ -88,6 +93,9 @@ async def _drive(server: str, controller: str, dev: str) -> None:
         while line := (await asyncio.to_thread(sys.stdin.readline)).split():
             if line[0] == "quit":
                 break
+            if line[0] == "stream":
+                await _stream(runner, node, link, inputs, float(line[1]))
+                continue
             version, n = int(line[1]), int(line[2])
             deadline = time.monotonic() + 60
             while runner.state.version < version and time.monotonic() < deadline:
@@ -105,6 +113,23 @@ async def _drive(server: str, controller: str, dev: str) -> None:
         if link is not None:
             await link.close()
         await runner.close()
+
+
+async def _stream(runner: Any, node: Any, link: Any, inputs: Any, seconds: float) -> None:
+    """Requests back to back for `seconds`, telemetry reported as the agent app reports it."""
+    versions, gains = set(), []
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        record = await runner.infer_one(inputs, f"s{n}")
+        n += 1
+        versions.add(record.config_version)
+        node.observe(record)
+        telemetry = node.telemetry()
+        if telemetry is not None:
+            gains.append(telemetry.values.get("gain"))
+            await link.report(telemetry.values, telemetry.sources)
+    _emit({"event": "streamed", "requests": n, "versions": sorted(versions), "gains": gains})
 
 
 # ---- the test ----------------------------------------------------------------------------------------------
@@ -237,6 +262,65 @@ def test_upload_throughput_tracks_pinned_power_over_tbf_veth(pair: VethPair, tmp
         assert plan["config"]["predicted"]["rate_bps"] == pytest.approx(model, rel=1e-3)
         assert measured == pytest.approx(model, rel=TOLERANCE), summary[-1]
     logger.info("tbf over veth, measured upload goodput vs r(p):\n  %s", "\n  ".join(summary))
+
+
+def _drift_replans(rest: str, ns: str) -> list[dict[str, Any]]:
+    status, plan = ns_http(ns, "GET", f"{rest}/v1/plan")
+    assert status == 200, plan
+    return [h for h in plan.get("history", []) if h["reason"] == "channel drift"]
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_channel_step_triggers_exactly_one_drift_replan(pair: VethPair, tmp_path: Path) -> None:
+    """A static tbf channel re-plans nothing; the kernel's rate halved under the agent (the channel got worse)
+    gives exactly one "channel drift" plan, within 10 s."""
+    bandwidth, noise, gain = _channel()
+    power = power_for_rate(8e6, bandwidth, noise, gain)
+    procs: list[NsProc] = []
+    driver: Driver | None = None
+    try:
+        controller = start_in_ns(
+            pair.edge_ns, "controller",
+            ["serve", "--host", pair.edge_addr, "--latency-budget-s", "5", "--energy-budget-j", "5"],
+            tmp_path, port_flags=("--grpc-port", "0", "--rest-port", "0"))
+        procs.append(controller)
+        ctrl_addr = f"{pair.edge_addr}:{controller.ports[0]}"
+        rest = f"http://{pair.edge_addr}:{controller.ports[1]}"
+        edge = start_in_ns(pair.edge_ns, "edge_server",
+                           ["serve", "--host", pair.edge_addr, "--split", str(SPLIT), "--controller", ctrl_addr,
+                            "--node-id", "edge-netns"], tmp_path)
+        procs.append(edge)
+        driver = Driver(pair, f"{pair.edge_addr}:{edge.ports[0]}", ctrl_addr, tmp_path)
+        assert driver.next_event(240)["event"] == "ready"
+        status, plan = ns_http(pair.edge_ns, "PUT", f"{rest}/v1/pins", {"power_w": power, "split": SPLIT})
+        assert status == 200, plan
+        driver.send(f"measure {plan['version']} 1")
+        assert driver.next_event(120)["event"] == "measured"
+
+        driver.send(f"stream {STATIC_S:g}")
+        static = driver.next_event(STATIC_S + 120)
+        assert static["versions"] == [plan["version"]], static
+        assert _drift_replans(rest, pair.edge_ns) == [], static
+
+        # The channel gets worse under the agent: the kernel now lets half r(p) through.
+        subprocess.run(["tc", "-n", pair.dev_ns, "qdisc", "change", "dev", pair.dev_if, "root", "tbf", "rate",
+                        f"{round(tbf_rate_bps(pair.dev_ns, pair.dev_if) / 2)}bit", "burst", "5000",
+                        "latency", "400ms"], check=True, timeout=15)
+        stepped = time.time()
+        driver.send("stream 20")
+        after = driver.next_event(120)
+        drifts = _drift_replans(rest, pair.edge_ns)
+        logger.info("static %g s: %d requests, gains %s; after the step %s; drift plans %s (%.1f s after the step)",
+                    STATIC_S, static["requests"], static["gains"], after["gains"], drifts,
+                    drifts[0]["at"] - stepped if drifts else float("nan"))
+        assert len(drifts) == 1, (drifts, after)
+        assert drifts[0]["at"] - stepped <= 10.0, (drifts, stepped)
+    finally:
+        if driver is not None:
+            driver.stop()
+        for proc in reversed(procs):
+            proc.stop()
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ class SplitCost(_message.Message):
     def __init__(self, split: _Optional[int] = ..., device_flops: _Optional[float] = ..., server_flops: _Optional[float] = ..., device_params: _Optional[float] = ..., server_params: _Optional[float] = ..., payload_bits: _Optional[float] = ...) -> None: ...
 
 class ComputeProfile(_message.Message):
-    __slots__ = ("achieved_flops_per_s", "clock_hz", "flops_per_cycle", "f_max_hz", "clock_backend", "clock_emulated", "pue", "power_coeff", "clock_steps_hz", "f_min_hz")
+    __slots__ = ("achieved_flops_per_s", "clock_hz", "flops_per_cycle", "f_max_hz", "clock_backend", "clock_emulated", "pue", "power_coeff", "clock_steps_hz", "f_min_hz", "flops_by_seq_len")
     ACHIEVED_FLOPS_PER_S_FIELD_NUMBER: _ClassVar[int]
     CLOCK_HZ_FIELD_NUMBER: _ClassVar[int]
     FLOPS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +104,7 @@ class ComputeProfile(_message.Message):
     POWER_COEFF_FIELD_NUMBER: _ClassVar[int]
     CLOCK_STEPS_HZ_FIELD_NUMBER: _ClassVar[int]
     F_MIN_HZ_FIELD_NUMBER: _ClassVar[int]
+    FLOPS_BY_SEQ_LEN_FIELD_NUMBER: _ClassVar[int]
     achieved_flops_per_s: float
     clock_hz: float
     flops_per_cycle: float
@@ -114,7 +115,16 @@ class ComputeProfile(_message.Message):
     power_coeff: float
     clock_steps_hz: _containers.RepeatedScalarFieldContainer[float]
     f_min_hz: float
-    def __init__(self, achieved_flops_per_s: _Optional[float] = ..., clock_hz: _Optional[float] = ..., flops_per_cycle: _Optional[float] = ..., f_max_hz: _Optional[float] = ..., clock_backend: _Optional[str] = ..., clock_emulated: _Optional[bool] = ..., pue: _Optional[float] = ..., power_coeff: _Optional[float] = ..., clock_steps_hz: _Optional[_Iterable[float]] = ..., f_min_hz: _Optional[float] = ...) -> None: ...
+    flops_by_seq_len: _containers.RepeatedCompositeFieldContainer[SeqFlops]
+    def __init__(self, achieved_flops_per_s: _Optional[float] = ..., clock_hz: _Optional[float] = ..., flops_per_cycle: _Optional[float] = ..., f_max_hz: _Optional[float] = ..., clock_backend: _Optional[str] = ..., clock_emulated: _Optional[bool] = ..., pue: _Optional[float] = ..., power_coeff: _Optional[float] = ..., clock_steps_hz: _Optional[_Iterable[float]] = ..., f_min_hz: _Optional[float] = ..., flops_by_seq_len: _Optional[_Iterable[_Union[SeqFlops, _Mapping]]] = ...) -> None: ...
+
+class SeqFlops(_message.Message):
+    __slots__ = ("seq_len", "achieved_flops_per_s")
+    SEQ_LEN_FIELD_NUMBER: _ClassVar[int]
+    ACHIEVED_FLOPS_PER_S_FIELD_NUMBER: _ClassVar[int]
+    seq_len: int
+    achieved_flops_per_s: float
+    def __init__(self, seq_len: _Optional[int] = ..., achieved_flops_per_s: _Optional[float] = ...) -> None: ...
 
 class LinkProfile(_message.Message):
     __slots__ = ("backend", "bandwidth_hz", "noise_psd_w_per_hz", "gain", "p_max_w", "applied_power_w", "measured_rate_bps", "rtt_s")

@@ -1,0 +1,95 @@
+"""Pinned plans through a live controller, measured end to end: the scenario behind the prediction test and
+`bench/seq_prediction.py`.
+
+A device agent (in this process, emulated `paper-device` clock) joins a running
+controller and edge server at a given sequence length; each plan is pinned over
+REST, a few requests settle the freshly loaded parts, and the median measured
+end-to-end latency is set against the plan's prediction (paper eqs. 4-11).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from device_agent.node import DeviceNode
+from device_agent.runner import DeviceRunner
+from device_agent.settings import AgentSettings
+from splitbed.control_client import ControlClient
+from splitbed.v1 import control_pb2
+
+TEXTS = ["Beautiful is better than ugly.", "Readability counts.", "Errors should never pass silently."]
+PLANS: list[dict[str, float]] = [
+    {"split": 1, "power_w": 0.2},
+    {"split": 2, "rho_device": 0.7, "power_w": 0.05},
+    {"split": 3, "power_w": 0.5},
+    {"split": 4, "rho_server": 0.6, "power_w": 0.1},
+    {"split": 5, "freq_device_hz": 6e8, "power_w": 0.3},
+]
+
+
+@dataclass
+class PlanResult:
+    seq_len: int
+    pins: dict[str, float]
+    predicted: dict[str, Any]  # the plan's Prediction, as REST shows it
+    measured_s: float  # median end-to-end latency
+    stages: dict[str, float]  # median of each measured stage, seconds
+    record: dict[str, Any]  # one request's record
+
+    @property
+    def error(self) -> float:
+        return (self.measured_s - self.predicted["latency_s"]) / self.predicted["latency_s"]
+
+    def line(self) -> str:
+        p, st = self.predicted, self.stages
+        return (f"seq {self.seq_len} {self.pins}: predicted {p['latency_s'] * 1e3:.1f} ms, measured "
+                f"{self.measured_s * 1e3:.1f} ms, error {self.error:+.1%} (device {p['t_device_s'] * 1e3:.1f}/"
+                f"{st['device_compute_s'] * 1e3:.1f}, upload {p['t_upload_s'] * 1e3:.1f}/"
+                f"{st['upload_pacing_s'] * 1e3:.1f}, server {p['t_server_s'] * 1e3:.1f}/"
+                f"{st['server_compute_s'] * 1e3:.1f} ms predicted/measured)")
+
+
+async def _until_version(link: ControlClient, version: int) -> None:
+    for _ in range(400):
+        if link.version == version:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the agent did not apply version {version} (at {link.version})")
+
+
+async def run_plans(controller_address: str, rest_url: str, edge_address: str, seq_len: int,
+                    plans: list[dict[str, float]] = PLANS, *, requests: int = 10,
+                    device_profile: str = "paper-device") -> list[PlanResult]:
+    """Each plan pinned in turn with an agent sending `seq_len` tokens; results in plan order."""
+    runner = DeviceRunner(AgentSettings(server=edge_address, clock="emulated", clock_profile=device_profile,
+                                        seq_len=seq_len, encoding="fp16", warmup=0, node_id="dev-p"))
+    await runner.connect(standalone=False)
+    link = ControlClient(controller_address, "dev-p", control_pb2.ROLE_DEVICE, DeviceNode.of(runner))
+    link.start()
+    results = []
+    try:
+        await asyncio.wait_for(link.first_config.wait(), 120)
+        prepared = runner.prepare(TEXTS)
+        async with httpx.AsyncClient(timeout=120) as client:
+            for pins in plans:
+                r = await client.put(f"{rest_url}/v1/pins", json=pins)
+                assert r.status_code == 200, r.text
+                plan = r.json()
+                await _until_version(link, plan["version"])
+                for i in range(2):  # the first runs of freshly loaded parts are slower
+                    await runner.infer_one(prepared[i], f"settle-{i}")
+                recs = [(await runner.infer_one(prepared[i % 3], f"p{plan['version']}-{i}")).to_dict()
+                        for i in range(requests)]
+                assert {r["config_version"] for r in recs} == {plan["version"]}
+                stages = {k: statistics.median(r["timings"][k] for r in recs) for k in recs[0]["timings"]}
+                results.append(PlanResult(seq_len, pins, plan["config"]["predicted"],
+                                          statistics.median(r["timings"]["e2e_s"] for r in recs), stages, recs[0]))
+    finally:
+        await link.close()
+        await runner.close()
+    return results
