@@ -11,8 +11,13 @@ there); nothing is pickled but strings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import psutil
 
 from controller.planner import Planner
 from controller.problem import Answer, Problem
@@ -22,8 +27,9 @@ from splitbed.errors import InvalidArgument, ResourceExhausted
 _planner: Planner | None = None
 
 
-def _init_worker(max_iter: int, time_limit_s: float) -> None:
+def _init_worker(max_iter: int, time_limit_s: float, pids: Any) -> None:
     global _planner
+    pids.put(os.getpid())  # so that close() can stop a busy worker with public calls only
     _planner = Planner(sca_max_iter=max_iter, sca_time_limit_s=time_limit_s)
 
 
@@ -42,9 +48,11 @@ class SolvePool:
         self.capacity = settings.solve_workers + settings.solve_queue
         self._pending = 0
         # spawn: a forked copy of a process running gRPC threads is not safe.
+        ctx = multiprocessing.get_context("spawn")
+        self._pids = ctx.SimpleQueue()
         self._pool = ProcessPoolExecutor(
-            max_workers=settings.solve_workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker, initargs=(settings.sca_max_iterations, settings.sca_time_limit_s))
+            max_workers=settings.solve_workers, mp_context=ctx, initializer=_init_worker,
+            initargs=(settings.sca_max_iterations, settings.sca_time_limit_s, self._pids))
 
     def check(self, problem: Problem) -> None:
         if len(problem.splits) > self.max_splits:
@@ -76,7 +84,11 @@ class SolvePool:
 
     def close(self) -> None:
         """Stop now: a solve in progress is abandoned (its caller is gone with the server anyway)."""
-        # Before Python 3.14 (terminate_workers) there is no public way to stop a busy worker process.
-        for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
-            proc.terminate()
+        # Before Python 3.14 (terminate_workers) the executor cannot stop a busy worker: each worker
+        # reported its pid when it started, and is terminated by that.
+        while not self._pids.empty():
+            with contextlib.suppress(psutil.Error):
+                worker = psutil.Process(self._pids.get())
+                if worker.ppid() == os.getpid():  # still ours, not a recycled pid
+                    worker.terminate()
         self._pool.shutdown(wait=False, cancel_futures=True)
