@@ -12,7 +12,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from device_agent.records import read_records
@@ -107,3 +109,48 @@ def test_killed_agent_leaves_its_records_and_resumes(tmp_path):
     final, _ = read_records(out)
     _check(final, 300)
     assert {r["run_id"] for r in final} == {records[0]["run_id"]}
+
+
+CONTROLLER_ARGS = ("serve", "--host", "127.0.0.1", "--latency-budget-s", "2", "--energy-budget-j", "2")
+
+
+def _controller_on(grpc_port: int, state: Path) -> Proc:
+    return start("controller", [*CONTROLLER_ARGS, "--state", str(state)],
+                 port_flags=("--grpc-port", str(grpc_port), "--rest-port", "0"))
+
+
+def _rest(controller: Proc, path: str) -> Any:
+    return httpx.get(controller.rest_url + path, timeout=30).json()
+
+
+@pytest.mark.slow
+def test_thousand_requests_survive_controller_restarts(tmp_path):
+    """Under a controller: SIGTERM and SIGKILL of the controller mid-run lose and duplicate nothing; the
+    restarted controller (same state file, same port) continues the plan versions and the nodes re-attach."""
+    state = tmp_path / "controller.sqlite"
+    controller = _controller_on(0, state)
+    grpc_port = controller.port
+    edge = start("edge_server", ["serve", "--host", "127.0.0.1", "--controller", controller.address,
+                                 "--node-id", "edge-f"])
+    agent = _agent(tmp_path, edge.address, 20, "--controller", controller.address, "--node-id", "dev-f")
+    out = tmp_path / "out.jsonl"
+    try:
+        for at, sig in ((200, signal.SIGTERM), (600, signal.SIGKILL)):
+            _wait_lines(out, at, agent)
+            version = _rest(controller, "/v1/plan")["version"]
+            controller.popen.send_signal(sig)
+            controller.popen.wait(60)
+            time.sleep(1.0)
+            controller = _controller_on(grpc_port, state)
+            assert _rest(controller, "/v1/plan")["version"] >= version  # versions continue, not from 0
+        assert agent.wait(600) == 0, (tmp_path / "agent.log").read_text()
+        assert {"edge-f", "dev-f"} <= {n["node_id"] for n in _rest(controller, "/v1/nodes")}
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        edge.stop()
+        controller.stop()
+    records, good = read_records(out)
+    assert good == out.stat().st_size
+    _check(records, 1000)
+    assert "Traceback" not in (tmp_path / "agent.log").read_text()
