@@ -227,6 +227,17 @@ class LiveRunner:
             warm.write_text(self.task.texts[0].replace("\n", " ") + "\n", encoding="utf-8")
             self.tb.run_agent(warm, self.workdir / "warm.jsonl")
 
+    def replanned_version(self, records: list[dict[str, Any]], version: int, row: dict[str, Any]) -> int:
+        """The plan the agent really ran under: registering re-measures its profile, and a changed profile makes
+        the controller re-plan the same point (same pins and budget) under a newer version."""
+        ran = {int(r["config_version"]) for r in records}
+        if len(ran) == 1 and ran != {version}:
+            plan = self.tb.get("/v1/plan")
+            if int(plan["version"]) == next(iter(ran)):
+                row.update(plan_row(plan, self.total_prunable))
+                return int(plan["version"])
+        return version
+
     def run(self, point: Point, measured_pins: dict[str, float] | None = None) -> dict[str, Any]:
         self.ensure_device()
         row = point.row()
@@ -243,6 +254,7 @@ class LiveRunner:
         out = self.workdir / f"point-{self.n}.jsonl"
         self.tb.run_agent(self.texts, out)
         records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
+        version = self.replanned_version(records, version, row)
         row.update(measure(records, version, self.task, self.dense))
         dev = self.tb.nodes("device")[0]
         applied = dev.get("applied") or {}
