@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= agent,edge,controller,dev,experiments
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-py310 lint typecheck proto bench clean wheelhouse wheelhouse-aarch64 compose-e2e base-image experiments
+.PHONY: setup demo test test-py310 lint typecheck proto bench clean wheelhouse wheelhouse-aarch64 compose-e2e base-image experiments arm64-e2e
 
 setup: $(STAMP)
 
@@ -78,6 +78,11 @@ base-image:
 # Builds the images on a local base image and runs the compose demo (needs root or a Docker engine).
 compose-e2e: setup
 	scripts/compose-e2e.sh
+
+# The agent on an arm64 Debian root under QEMU against an x86 edge server, checked against an x86 agent,
+# then the root as an arm64 image (needs root; not part of `make test`; cache in .cache/arm64).
+arm64-e2e: setup
+	scripts/arm64-e2e.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

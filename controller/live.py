@@ -1,88 +1,62 @@
-"""The live system: registered nodes, the current plan and its version, and the push of new plans.
+"""The live system: registered nodes, the current plan and its version, budget and pins, kept durably.
 
-A plan is pushed in two phases so no request is ever sent for a version the
-server does not serve: first every edge server receives config v and
-acknowledges it (it has loaded the part), then the device agents receive it.
-Servers keep serving the previous version until its requests have drained.
+A re-plan is one transaction: the plan, the budget and the pins it was made
+under are adopted together once the push succeeded, or not at all. The
+version counter only grows (a failed push burns its number, so a server that
+did load it never mistakes the next plan for one it has), and every change is
+written to the state file before it is reported.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-from controller.live_problem import build_problem
+from pydantic import ValidationError
+
+from controller.live_problem import problem_dict
 from controller.planner import Planner
-from controller.problem import Answer
+from controller.problem import Answer, Problem
+from controller.push import PIN_FIELDS, Plan, config_from_answer, push_plan
+from controller.registry import ROLES, Node, NodeRegistry
 from controller.settings import ControllerSettings
-from splitbed.errors import FailedPrecondition, NotFound, SplitbedError, Unavailable
+from controller.state import StateStore
+from splitbed.errors import FailedPrecondition, InvalidArgument, SplitbedError, Unavailable
 from splitbed.metrics import Metrics
 from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
 
-ROLES: dict[int, str] = {control_pb2.ROLE_DEVICE: "device", control_pb2.ROLE_SERVER: "server"}
-PIN_FIELDS = ("split", "rho_device", "rho_server", "power_w", "freq_device_hz", "freq_server_hz")
+__all__ = ["PIN_FIELDS", "ROLES", "LiveSystem", "Node", "Plan", "validation_message"]
 
 
-@dataclass
-class Node:
-    node_id: str
-    role: str
-    address: str
-    profile: control_pb2.NodeProfile
-    registered_at: float = field(default_factory=time.time)
-    last_seen: float = field(default_factory=time.time)
-    telemetry: dict[str, float] = field(default_factory=dict)
-    telemetry_sources: dict[str, str] = field(default_factory=dict)
-    acked_version: int = 0
-    applied: dict[str, float] = field(default_factory=dict)
-    applied_sources: dict[str, str] = field(default_factory=dict)
-    ack_error: str | None = None
-    queue: asyncio.Queue[control_pb2.Config] | None = None
-    acks: dict[int, asyncio.Event] = field(default_factory=dict)
-    profiled: asyncio.Event = field(default_factory=asyncio.Event)
+def validation_message(exc: ValidationError) -> str:
+    """One line per bad field, each naming the field (the same text REST returns as 422 detail)."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(body)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
 
 
-@dataclass
-class Plan:
-    config: control_pb2.Config
-    answer: Answer
-    status: str = "pending"  # pending -> applied | failed
-    created_at: float = field(default_factory=time.time)
-
-
-def config_from_answer(version: int, answer: Answer, model: str, settings: ControllerSettings,
-                       reason: str) -> control_pb2.Config:
-    st = answer.stage
-    assert answer.split is not None and st is not None
-    return control_pb2.Config(
-        version=version, model=model, method=settings.method, encoding=settings.encoding or "", reason=reason,
-        knobs=control_pb2.Knobs(
-            split=answer.split, rho_device=answer.rho_device or 0.0, rho_server=answer.rho_server or 0.0,
-            power_w=answer.power_w or 0.0, freq_device_hz=answer.freq_device_hz or 0.0,
-            freq_server_hz=answer.freq_server_hz or 0.0,
-        ),
-        predicted=control_pb2.Prediction(
-            t_device_s=st.t_device, t_upload_s=st.t_upload, t_server_s=st.t_server,
-            latency_s=answer.latency_s or 0.0, e_device_j=st.e_device, e_upload_j=st.e_upload,
-            e_server_j=st.e_server, energy_j=answer.energy_j or 0.0, rate_bps=answer.rate_bps or 0.0,
-            log2_distortion_bound=answer.log2_distortion_bound or 0.0,
-        ),
-    )
+def _finite(values: dict[str, float]) -> dict[str, float]:
+    """What a node reports, without NaN/inf (they could not be shown as JSON, nor planned with)."""
+    return {k: v for k, v in values.items() if math.isfinite(v)}
 
 
 class LiveSystem:
-    def __init__(self, settings: ControllerSettings, planner: Planner | None = None) -> None:
+    def __init__(self, settings: ControllerSettings, planner: Planner | None = None,
+                 store: StateStore | None = None) -> None:
         self.settings = settings
         self.planner = planner or Planner()
         # cvxpy problems are cached and mutated per solve: one solver thread serialises them.
         self.solver_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="solver")
-        self.nodes: dict[str, Node] = {}
+        self.store = store or StateStore(settings.state)
+        self.registry = NodeRegistry(self.store, ttl_s=settings.node_ttl_s, max_nodes=settings.max_nodes)
+        self.nodes = self.registry.nodes
         self.plan: Plan | None = None
         self.history: list[dict[str, Any]] = []
         self.version = 0
@@ -92,33 +66,50 @@ class LiveSystem:
         self.last_answer: Answer | None = None
         self.last_error: str | None = None
         self.metrics = Metrics("controller")
+        self._restore()
+
+    def _restore(self) -> None:
+        snap = self.store.load()
+        self.version = snap.version
+        self.budget = snap.budget or self.budget
+        self.pins = snap.pins
+        self.history = snap.history
+        self.registry.restore(snap.nodes)
+        if snap.plan is not None:
+            config, answer, status, at = snap.plan
+            self.plan = Plan(config, answer, status, at)
+            self.metrics.applied(config.version, {f: getattr(config.knobs, f) for f in PIN_FIELDS})
+        if snap.version:
+            logger.info("state %s: version %d, %d nodes, budget %s, pins %s", self.store.path, snap.version,
+                        len(snap.nodes), self.budget, self.pins)
 
     # -- nodes ---------------------------------------------------------------------------
     def node(self, node_id: str) -> Node:
-        try:
-            return self.nodes[node_id]
-        except KeyError:
-            raise NotFound(f"node {node_id!r} is not registered") from None
+        return self.registry.get(node_id)
 
     def by_role(self, role: str) -> list[Node]:
-        return [n for n in self.nodes.values() if n.role == role]
+        """Nodes of a role that planning uses (stale ones are left out)."""
+        return self.registry.live(role)
 
     async def register(self, node_id: str, role: int, profile: control_pb2.NodeProfile, address: str,
-                       applied_version: int = 0) -> None:
-        if role not in ROLES:
-            raise FailedPrecondition(f"unknown role {role}")
-        old = self.nodes.get(node_id)
-        node = Node(node_id, ROLES[role], address, profile)
-        if old is not None:
-            node.queue, node.acked_version = old.queue, old.acked_version
-        self.nodes[node_id] = node
-        node.acked_version = max(node.acked_version, applied_version)
+                       applied_version: int = 0) -> bool:
+        """Register (or re-attach) a node; True when an already known node's profile changed."""
+        known = node_id in self.nodes
+        _node, changed = self.registry.register(node_id, role, profile, address, applied_version)
         self.version = max(self.version, applied_version)
-        logger.info("registered %s %s (%s, %d splits)", node.role, node_id, profile.model, len(profile.splits))
+        return known and changed
+
+    def delete_node(self, node_id: str) -> Node:
+        node = self.registry.delete(node_id)
+        if node.queue is not None:
+            node.queue.put_nowait(control_pb2.Config(reason="deregistered"))  # ends its WatchConfig stream
+        logger.info("node %s deleted", node_id)
+        return node
 
     def subscribe(self, node_id: str, known_version: int) -> asyncio.Queue[control_pb2.Config]:
         node = self.node(node_id)
         node.queue = asyncio.Queue()
+        self.registry.seen(node)
         plan = self.plan
         # A device must not get a plan its server has not applied yet.
         if plan is not None and plan.config.version > known_version and (node.role == "server" or
@@ -130,33 +121,39 @@ class LiveSystem:
         node = self.nodes.get(node_id)
         if node is not None and node.queue is queue:
             node.queue = None
+            self.registry.seen(node)  # its TTL counts from the moment it went away
 
     def ack(self, req: control_pb2.AckRequest) -> None:
         node = self.node(req.node_id)
-        node.last_seen = time.time()
         if req.ok:
             node.acked_version = max(node.acked_version, req.version)
-            node.applied = {f: getattr(req.applied, f) for f in PIN_FIELDS}
-            node.applied_sources = dict(req.sources)
+            node.applied = _finite({f: getattr(req.applied, f) for f in PIN_FIELDS})
+            node.applied_sources = dict(list(req.sources.items())[:32])
             node.ack_error = None
         else:
-            node.ack_error = f"version {req.version}: {req.error}"
-            logger.warning("%s failed to apply version %d: %s", req.node_id, req.version, req.error)
-        event = node.acks.setdefault(req.version, asyncio.Event())
-        event.set()
+            node.ack_error = f"version {req.version}: {req.error[:500]}"
+            logger.warning("%s failed to apply version %d: %s", req.node_id, req.version, req.error[:500])
+        self.registry.seen(node)
+        event = node.acks.get(req.version)
+        if event is not None:
+            event.set()
 
     async def telemetry(self, report: control_pb2.TelemetryReport) -> None:
         node = self.node(report.node_id)
-        node.last_seen = time.time()
-        node.telemetry.update(report.values)
-        node.telemetry_sources.update(report.sources)
+        if len(node.telemetry) + len(report.values) > 256:
+            node.telemetry.clear()  # bounded: a node cannot grow the controller without limit
+            node.telemetry_sources.clear()
+        node.telemetry.update(_finite({k[:64]: v for k, v in report.values.items()}))
+        node.telemetry_sources.update({k: v[:200] for k, v in report.sources.items()})
+        self.registry.seen(node)
         if report.HasField("profile"):
             node.profile = report.profile
             node.profiled.set()
+            self.store.save_node(node.stored())
         gain = report.values.get("gain")
         if gain and node.role == "device" and self.plan is not None:
             planned = node.profile.link.gain
-            if planned > 0 and abs(gain - planned) / planned > self.settings.drift_threshold:
+            if 0 < gain <= 1 and planned > 0 and abs(gain - planned) / planned > self.settings.drift_threshold:
                 logger.info("channel gain drifted %.3g -> %.3g: re-planning", planned, gain)
                 node.profile.link.gain = gain
                 asyncio.get_running_loop().create_task(self.replan_quietly("channel drift"))
@@ -189,74 +186,76 @@ class LiveSystem:
         return bool(self.by_role("device")) and bool(self.by_role("server"))
 
     def current_problem(self, latency_s: float | None = None, energy_j: float | None = None,
-                        pins: dict[str, float] | None = None) -> Any:
+                        pins: dict[str, float] | None = None) -> Problem:
+        """The live problem; bad pins are InvalidArgument naming the pin, bad profiles FailedPrecondition."""
         devices, servers = self.by_role("device"), self.by_role("server")
         if not devices or not servers:
-            raise FailedPrecondition("planning needs a registered device agent and an edge server")
+            raise FailedPrecondition("planning needs a registered device agent and an edge server (not stale)")
         t0, e0 = self.budget
-        return build_problem(
-            devices[0].profile, servers[0].profile, self.settings,
-            latency_s=latency_s or t0, energy_j=energy_j or e0, pins=self.pins if pins is None else pins,
-        )
+        args = (devices[0].profile, servers[0].profile, self.settings)
+        try:
+            Problem.model_validate(problem_dict(*args, latency_s=latency_s or t0, energy_j=energy_j or e0))
+        except ValidationError as exc:
+            raise FailedPrecondition(f"the nodes' profiles do not make a valid problem: "
+                                     f"{validation_message(exc)}") from None
+        try:
+            return Problem.model_validate(problem_dict(*args, latency_s=latency_s or t0, energy_j=energy_j or e0,
+                                                       pins=self.pins if pins is None else pins))
+        except ValidationError as exc:
+            raise InvalidArgument(f"pins do not fit the live system: {validation_message(exc)}") from None
 
     async def solve_live(self, latency_s: float | None = None, energy_j: float | None = None,
                          pins: dict[str, float] | None = None) -> Answer:
         problem = self.current_problem(latency_s, energy_j, pins)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.solver_pool,
-            lambda: self.planner.solve(problem, solver=self.settings.solver, scheme=self.settings.scheme),
-        )
+        try:
+            return await loop.run_in_executor(
+                self.solver_pool,
+                lambda: self.planner.solve(problem, solver=self.settings.solver, scheme=self.settings.scheme),
+            )
+        except (ArithmeticError, ValueError) as exc:  # each value in range, together beyond the solver's numbers
+            logger.warning("live solve failed on its numbers: %s", exc)
+            raise InvalidArgument(f"budget/pins {problem.budget.model_dump()} {problem.pins.model_dump()} are "
+                                  f"numerically out of range for the solver: {exc}") from None
 
     async def replan(self, reason: str, *, latency_s: float | None = None, energy_j: float | None = None,
                      pins: dict[str, float] | None = None) -> tuple[Answer, Plan | None]:
-        """Solve for the live system; if optimal, adopt the budget/pins, version the plan and push it."""
+        """Solve for the live system; if optimal, push it, and only then adopt plan, budget and pins."""
         async with self._replan_lock:
-            answer = await self.solve_live(latency_s, energy_j, pins)
+            budget = (latency_s or self.budget[0], energy_j or self.budget[1])
+            new_pins = dict(self.pins if pins is None else pins)
+            answer = await self.solve_live(*budget, new_pins)
             self.last_answer = answer
             if answer.status != "optimal":
                 self.last_error = f"no plan ({reason}): {answer.status} {answer.message or ''}".strip()
                 logger.warning("%s", self.last_error)
                 return answer, None
-            self.last_error = None
-            if latency_s or energy_j:
-                self.budget = (latency_s or self.budget[0], energy_j or self.budget[1])
-            if pins is not None:
-                self.pins = dict(pins)
             self.version += 1
+            self.store.save_version(self.version)
             model = self.by_role("device")[0].profile.model
             plan = Plan(config_from_answer(self.version, answer, model, self.settings, reason), answer)
-            self.plan = plan
+            try:
+                await push_plan(plan, self.by_role("server"), self.by_role("device"), self.settings.ack_timeout_s)
+            except SplitbedError as exc:
+                self.last_error = f"version {plan.config.version} ({reason}) not adopted: {exc}"
+                self._record(plan, reason, budget, new_pins)
+                raise
+            self.budget, self.pins, self.plan, self.last_error = budget, new_pins, plan, None
+            self._record(plan, reason, budget, new_pins)
             self.metrics.stage_seconds.labels("controller", "solve").observe(answer.solve_time_s)
             self.metrics.applied(plan.config.version, {f: getattr(plan.config.knobs, f) for f in PIN_FIELDS})
-            await self._push(plan)
-            self.history.append({"version": plan.config.version, "reason": reason, "status": plan.status,
-                                 "budget": {"latency_s": self.budget[0], "energy_j": self.budget[1]},
-                                 "at": plan.created_at})
             return answer, plan
 
-    async def _push(self, plan: Plan) -> None:
-        version = plan.config.version
-        servers = self.by_role("server")
-        events = []
-        for node in servers:
-            events.append(node.acks.setdefault(version, asyncio.Event()))
-            if node.queue is not None:
-                node.queue.put_nowait(plan.config)
-        try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), self.settings.ack_timeout_s)
-        except asyncio.TimeoutError:  # wait_for's; not the builtin TimeoutError on 3.10
-            plan.status = "failed"
-            raise Unavailable(
-                f"edge server did not apply version {version} within {self.settings.ack_timeout_s:.0f} s"
-            ) from None
-        failed = [n.node_id for n in servers if n.acked_version < version]
-        if failed:
-            plan.status = "failed"
-            raise FailedPrecondition(f"version {version} not applied by {failed}: "
-                                     f"{[self.nodes[f].ack_error for f in failed]}")
-        plan.status = "applied"
-        for node in self.by_role("device"):
-            if node.queue is not None:
-                node.queue.put_nowait(plan.config)
-        logger.info("plan version %d pushed (%s)", version, plan.config.reason)
+    def _record(self, plan: Plan, reason: str, budget: tuple[float, float], pins: dict[str, float]) -> None:
+        at = self.store.record_plan(version=plan.config.version, reason=reason, status=plan.status, budget=budget,
+                                    pins=pins, config=plan.config, answer=plan.answer)
+        entry: dict[str, Any] = {"version": plan.config.version, "reason": reason, "status": plan.status,
+                                 "budget": {"latency_s": budget[0], "energy_j": budget[1]}, "pins": pins, "at": at}
+        if plan.dropped:
+            entry["dropped"] = plan.dropped
+        self.history.append(entry)
+        del self.history[:-1000]
+
+    def close(self) -> None:
+        self.solver_pool.shutdown(wait=False, cancel_futures=True)
+        self.store.close()

@@ -128,7 +128,10 @@ def _better(a: SplitAnswer, b: SplitAnswer) -> bool:
 class Planner:
     """Caches compiled problems so that a re-solve only sets parameter values."""
 
-    def __init__(self) -> None:
+    def __init__(self, sca_max_iter: int = 150, sca_time_limit_s: float | None = None) -> None:
+        self.sca_max_iter = sca_max_iter
+        self.sca_time_limit_s = sca_time_limit_s  # per problem: every split's SCA shares it
+        self._deadline: float | None = None
         self._exact: dict[Structure, ExactProgram] = {}
         self._sca: dict[Structure, ScaProgram] = {}
         self._fits: dict[tuple[tuple[float, float], ...], PiecewiseLinear] = {}
@@ -209,7 +212,8 @@ class Planner:
         t0 = time.perf_counter()
         natural = start == "natural"
         knobs0 = None if natural else phase1_start(task, self.exact_program(task))
-        res: ScaResult = run_sca(task, self.sca_program(task), knobs0, natural=natural)
+        res: ScaResult = run_sca(task, self.sca_program(task), knobs0, natural=natural, max_iter=self.sca_max_iter,
+                                 deadline=self._deadline)
         if res.knobs is None:
             status = res.status
             if natural and self.exact_program(task).solve(task).status == "infeasible":
@@ -249,6 +253,7 @@ class Planner:
         if sca_start not in ("phase1", "natural"):
             raise InvalidArgument(f"sca_start: unknown {sca_start!r}; choose phase1 or natural")
         t0 = time.perf_counter()
+        self._deadline = t0 + self.sca_time_limit_s if self.sca_time_limit_s else None
         pinned = apply_scheme(problem, scheme)
         tasks = self.tasks(pinned)
         if solver == "exact":

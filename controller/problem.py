@@ -26,20 +26,26 @@ from splitbed.channel import gain_from_distance
 PosFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
+# Physical ceilings far above any real system: beyond them the solver's numbers overflow, so they are
+# rejected as bad input (422 naming the field) instead of failing inside the solver.
+Hz = Annotated[float, Field(gt=0.0, le=1e12)]
+Count = Annotated[float, Field(ge=0.0, le=1e18)]
+MAX_SPLITS = 4096  # hard ceiling of the contract; services apply their own (smaller) limit
 MAX_CLOCK_STEPS = 1024
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # strict: true is not 1.0 and "1e3" is not a number; finite numbers only.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class ProcessorSpec(_Strict):
-    f_max_hz: PosFloat = Field(description="maximum clock frequency, Hz")
-    flops_per_cycle: PosFloat = Field(description="FLOPs per clock cycle c")
-    pue: PosFloat = Field(description="power usage effectiveness eta")
-    power_coeff: PosFloat = Field(description="chip power coefficient phi, W/(cycle/s)^3")
-    f_min_hz: NonNegFloat = Field(default=0.0, description="lowest clock the hardware offers, Hz (0 = any)")
-    clock_steps_hz: list[PosFloat] = Field(
+    f_max_hz: Hz = Field(description="maximum clock frequency, Hz")
+    flops_per_cycle: PosFloat = Field(le=1e6, description="FLOPs per clock cycle c")
+    pue: PosFloat = Field(le=100.0, description="power usage effectiveness eta")
+    power_coeff: PosFloat = Field(le=1e-12, description="chip power coefficient phi, W/(cycle/s)^3")
+    f_min_hz: NonNegFloat = Field(default=0.0, le=1e12, description="lowest clock the hardware offers, Hz (0 = any)")
+    clock_steps_hz: list[Annotated[float, Field(gt=0.0, le=1e12)]] = Field(
         default_factory=list, max_length=MAX_CLOCK_STEPS,
         description="discrete clocks the hardware offers, Hz; plans put f on these steps (empty = continuous)",
     )
@@ -58,20 +64,24 @@ class ProcessorSpec(_Strict):
 
 
 class LinkSpec(_Strict):
-    bandwidth_hz: PosFloat = Field(description="uplink bandwidth B, Hz")
-    noise_psd_w_per_hz: PosFloat = Field(description="noise power spectral density N0, W/Hz")
-    p_max_w: PosFloat = Field(description="maximum transmit power, W")
-    gain: PosFloat | None = Field(default=None, description="channel power gain g (linear)")
-    distance_m: PosFloat | None = Field(default=None, description="device-server distance, m")
-    k0_db: float | None = Field(default=None, description="reference path loss K0 at d0 = 1 m, dB")
-    alpha: Annotated[float, Field(ge=0.0)] | None = Field(default=None, description="path-loss exponent")
+    bandwidth_hz: Hz = Field(description="uplink bandwidth B, Hz")
+    noise_psd_w_per_hz: PosFloat = Field(le=1.0, description="noise power spectral density N0, W/Hz")
+    p_max_w: PosFloat = Field(le=1e4, description="maximum transmit power, W")
+    gain: PosFloat | None = Field(default=None, le=1.0, description="channel power gain g (linear, at most 1)")
+    distance_m: PosFloat | None = Field(default=None, le=1e7, description="device-server distance, m")
+    k0_db: float | None = Field(default=None, ge=-300.0, le=0.0,
+                                description="reference path loss K0 at d0 = 1 m, dB (a loss: at most 0)")
+    alpha: Annotated[float, Field(ge=0.0, le=10.0)] | None = Field(default=None, description="path-loss exponent")
 
     @model_validator(mode="after")
     def _resolve_gain(self) -> LinkSpec:
         if self.gain is None:
             if self.distance_m is None or self.k0_db is None or self.alpha is None:
                 raise ValueError("link.gain missing: give gain, or all of distance_m, k0_db and alpha")
-            self.gain = gain_from_distance(self.distance_m, self.k0_db, self.alpha)
+            gain = gain_from_distance(self.distance_m, self.k0_db, self.alpha)
+            if not 0.0 < gain <= 1.0:
+                raise ValueError(f"link: distance_m, k0_db and alpha give gain {gain:.3g}, outside (0, 1]")
+            self.gain = gain
         return self
 
     def to_model(self) -> Link:
@@ -80,27 +90,28 @@ class LinkSpec(_Strict):
 
 
 class BudgetSpec(_Strict):
-    latency_s: PosFloat = Field(description="latency budget T0, s")
-    energy_j: PosFloat = Field(description="energy budget E0, J")
+    latency_s: PosFloat = Field(le=1e6, description="latency budget T0, s")
+    energy_j: PosFloat = Field(le=1e9, description="energy budget E0, J")
 
 
-Point = tuple[UnitFloat, NonNegFloat]
+# Lax only about the container (a JSON array is a tuple); its numbers stay strict.
+Point = Annotated[tuple[UnitFloat, Annotated[float, Field(ge=0.0, le=1e6)]], Field(strict=False)]
 
 
 class DistortionPoints(_Strict):
     """Measured output distortion vs kept ratio, per side: [[rho, d], ...]."""
 
-    device: list[Point] = Field(default_factory=list)
-    server: list[Point] = Field(default_factory=list)
+    device: list[Point] = Field(default_factory=list, max_length=1000)
+    server: list[Point] = Field(default_factory=list, max_length=1000)
 
 
 class SplitSpec(_Strict):
-    split: Annotated[int, Field(ge=0)] = Field(description="split point L: layers [0, L) on the device")
-    device_flops: NonNegFloat = Field(description="FLOPs of the unpruned device part N")
-    server_flops: NonNegFloat = Field(description="FLOPs of the unpruned server part N~")
-    device_params: NonNegFloat = Field(description="parameter count of the device part q")
-    server_params: NonNegFloat = Field(description="parameter count of the server part s")
-    payload_bits: NonNegFloat = Field(description="uploaded hidden state (or raw input) size theta, bits")
+    split: Annotated[int, Field(ge=0, le=100_000)] = Field(description="split point L: layers [0, L) on the device")
+    device_flops: Count = Field(description="FLOPs of the unpruned device part N")
+    server_flops: Count = Field(description="FLOPs of the unpruned server part N~")
+    device_params: Count = Field(description="parameter count of the device part q")
+    server_params: Count = Field(description="parameter count of the server part s")
+    payload_bits: Count = Field(description="uploaded hidden state (or raw input) size theta, bits")
     distortion_points: DistortionPoints | None = None
 
     @model_validator(mode="after")
@@ -128,10 +139,11 @@ class Problem(_Strict):
     server: ProcessorSpec
     link: LinkSpec
     budget: BudgetSpec
-    splits: list[SplitSpec] = Field(min_length=1)
-    bits_per_param: PosFloat = Field(default=32.0, description="bits per stored parameter b")
-    entropy_bits_per_param: float = Field(default=-2.0, description="differential entropy h per parameter, bits")
-    n_layers: Annotated[int, Field(ge=1)] | None = None
+    splits: list[SplitSpec] = Field(min_length=1, max_length=MAX_SPLITS)
+    bits_per_param: PosFloat = Field(default=32.0, le=64.0, description="bits per stored parameter b")
+    entropy_bits_per_param: float = Field(default=-2.0, ge=-64.0, le=64.0,
+                                          description="differential entropy h per parameter, bits")
+    n_layers: Annotated[int, Field(ge=1, le=100_000)] | None = None
     rho_min_device: UnitFloat = 0.0
     rho_min_server: UnitFloat = 0.0
     objective: Literal["bound", "measured"] = "bound"

@@ -199,6 +199,16 @@ def phase1_start(task: SplitTask, exact: ExactProgram) -> Knobs | None:
     return recover_knobs(fixed, raw) if raw.status == "optimal" else None
 
 
+def _out_of_time(deadline: float | None, k: int, result: ScaResult) -> bool:
+    """Past the problem's time cap: keep iteration k - 1 (none at k = 1: an error)."""
+    if deadline is None or time.perf_counter() <= deadline:
+        return False
+    result.message = f"stopped at the time limit after {k - 1} iterations"
+    if k == 1:
+        result.status = "error"
+    return True
+
+
 def run_sca(
     task: SplitTask,
     program: ScaProgram,
@@ -207,6 +217,7 @@ def run_sca(
     natural: bool = False,
     max_iter: int = 150,
     tol: float = 1e-7,
+    deadline: float | None = None,
 ) -> ScaResult:
     """Iterate P3.k until its (normalised, order-one) objective improves by less than tol."""
     t0 = time.perf_counter()
@@ -223,6 +234,8 @@ def run_sca(
     result = ScaResult("optimal")
     prev = math.inf
     for k in range(1, max_iter + 1):
+        if _out_of_time(deadline, k, result):
+            break
         program.set_point(task, p_k, rp_k)
         try:
             with warnings.catch_warnings():

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import socket
 import sys
@@ -15,14 +16,19 @@ from typing import Any
 
 import uvicorn
 from grpc import aio
+from pydantic import ValidationError
 
+from controller.auth import Authority, load_tokens
 from controller.cli import register_subcommand
 from controller.grpc_service import ControlServicer
-from controller.live import LiveSystem
+from controller.live import LiveSystem, validation_message
 from controller.rest import create_app
 from controller.settings import ControllerSettings
+from controller.solve_pool import SolvePool
 from splitbed.cli_settings import add_settings_arguments, settings_from_args
+from splitbed.errors import SplitbedError
 from splitbed.grpc_server import start_server
+from splitbed.tls import TlsFiles, server_credentials, uvicorn_ssl_kwargs
 from splitbed.v1 import control_pb2, control_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -47,8 +53,12 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def serve(settings: ControllerSettings) -> None:
+    tls = TlsFiles.of(settings)
+    authority = Authority(load_tokens(settings.token_file) if settings.token_file else None,
+                          reads_need_token=settings.auth_reads)
     live = LiveSystem(settings)
-    servicer = ControlServicer(live)
+    pool = SolvePool(settings)
+    servicer = ControlServicer(live, authority, pool, mutual_tls=tls.mutual)
 
     def register(server: aio.Server) -> str:
         control_pb2_grpc.add_ControlServiceServicer_to_server(servicer, server)
@@ -57,11 +67,13 @@ async def serve(settings: ControllerSettings) -> None:
     sock = _bind(settings.host, settings.rest_port)  # before gRPC starts, so a busy port fails cleanly
     rest_port = sock.getsockname()[1]
     grpc_server = await start_server([register], host=settings.host, port=settings.grpc_port,
-                                     grace_s=settings.grace_s)
-    config = uvicorn.Config(create_app(live), log_level="warning", lifespan="off")
+                                     grace_s=settings.grace_s, credentials=server_credentials(tls))
+    config = uvicorn.Config(create_app(live, authority, pool), log_level="warning", lifespan="off",
+                            timeout_graceful_shutdown=max(1, math.ceil(settings.grace_s)), **uvicorn_ssl_kwargs(tls))
     rest = _Server(config)
 
     async def stop() -> None:
+        pool.close()  # stateless solves in flight are abandoned, not waited for
         rest.should_exit = True
         await grpc_server.stop()
 
@@ -71,18 +83,30 @@ async def serve(settings: ControllerSettings) -> None:
     rest_task = loop.create_task(rest.serve(sockets=[sock]))
     if settings.port_file:
         Path(settings.port_file).write_text(f"{grpc_server.port} {rest_port}")
-    print(f"controller: gRPC on port {grpc_server.port}, REST on port {rest_port} (docs at /docs)", flush=True)
+    print(f"controller: gRPC on port {grpc_server.port}, REST on port {rest_port} (docs at /docs)"
+          f"{', TLS' if tls.serves_tls else ''}{' (mutual)' if tls.mutual else ''}"
+          f"{', tokens on' if authority.enabled else ''}; state in {settings.state}", flush=True)
+    logger.info("listening on %s (gRPC %d, REST %d)", settings.host, grpc_server.port, rest_port)
     await grpc_server.wait()
     await rest_task
-    live.solver_pool.shutdown(wait=False, cancel_futures=True)
+    pool.close()
+    live.close()
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # force: `controller` already configured logging (WARNING) before dispatching here.
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        force=True)
     try:
         asyncio.run(serve(settings_from_args(ControllerSettings, args)))
     except OSError as exc:
         print(f"controller: cannot listen: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"controller: error: {validation_message(exc)}", file=sys.stderr)
+        return 2
+    except SplitbedError as exc:
+        print(f"controller: error: {exc}", file=sys.stderr)
         return 2
     return 0
 
@@ -90,7 +114,8 @@ def _serve(args: argparse.Namespace) -> int:
 def add_serve_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("serve", help="run the controller service (REST + gRPC)")
     add_settings_arguments(p, ControllerSettings)
-    p.add_argument("--log-level", default="INFO", help="logging level")
+    p.add_argument("--log-level", default="INFO", type=str.upper,
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="logging level")
     p.set_defaults(handler=_serve)
 
 

@@ -8,12 +8,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from splitbed.kinds import Encoding, PruneMethod
+from splitbed.tls import TLS_CA_FIELD, TLS_CERT_FIELD, TLS_KEY_FIELD
 
 
 class ControllerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONTROLLER_", extra="ignore")
 
-    host: str = Field("0.0.0.0", description="Address both APIs bind.")
+    host: str = Field("127.0.0.1", description="Address both APIs (and /metrics) bind; 0.0.0.0 = every interface.")
     grpc_port: int = Field(50052, ge=0, le=65535, description="gRPC control service port (0 = free port).")
     rest_port: int = Field(8080, ge=0, le=65535, description="REST API port (0 = free port).")
     port_file: str | None = Field(None, description="Write 'GRPC_PORT REST_PORT' here once serving.")
@@ -32,3 +33,22 @@ class ControllerSettings(BaseSettings):
     ack_timeout_s: float = Field(60.0, gt=0, description="How long to wait for the server to apply a plan, s.")
     drift_threshold: float = Field(0.2, gt=0, description="Re-plan when the channel gain drifts by this fraction.")
     grace_s: float = Field(3.0, ge=0, description="Shutdown grace period, seconds.")
+    state: str = Field("controller-state.sqlite", description="SQLite file keeping budget, pins, plans and nodes "
+                       "across restarts (':memory:' = keep nothing).")
+    node_ttl_s: float = Field(60.0, gt=0, description="A node silent (no config stream, no call) this long, seconds, "
+                              "is stale: left out of planning, and the first to go when max_nodes is reached.")
+    max_nodes: int = Field(256, ge=2, description="Most registered nodes; further registrations are refused.")
+    max_body_bytes: int = Field(1 << 20, gt=0, description="Largest REST request body, bytes (larger: 413).")
+    max_splits: int = Field(256, ge=1, le=4096, description="Most candidate splits in one problem.")
+    solve_workers: int = Field(1, ge=1, description="Processes serving stateless solves (apart from the live "
+                               "planner's thread).")
+    solve_queue: int = Field(4, ge=0, description="Stateless solves waiting beyond the busy workers before 429.")
+    sca_max_iterations: int = Field(150, ge=1, le=10_000, description="SCA iteration cap per split.")
+    sca_time_limit_s: float = Field(20.0, gt=0, description="SCA wall-clock cap per problem, seconds.")
+    tls_cert: str | None = TLS_CERT_FIELD
+    tls_key: str | None = TLS_KEY_FIELD
+    tls_ca: str | None = TLS_CA_FIELD
+    token_file: str | None = Field(None, description="'ROLE TOKEN' lines (ROLE = admin | node:<id>); set = REST "
+                                   "writes and every gRPC control call need a bearer token.")
+    auth_reads: bool = Field(False, description="With --token-file: REST reads (plan, nodes, pins, metrics) need "
+                             "a token too.")

@@ -21,6 +21,7 @@ from splitbed.errors import Unavailable
 from splitbed.model import load_device_part, load_full_model, resolve_model
 from splitbed.resilience import Keepalive
 from splitbed.side.calibrate_command import calibrate_command
+from splitbed.tls import TlsFiles, read_token
 from splitbed.v1 import control_pb2
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tu
     assert settings.controller is not None
     node = DeviceNode.of(runner)
     control = ControlClient(settings.controller, settings.node_id, control_pb2.ROLE_DEVICE, node,
+                            tls=TlsFiles.of(settings), token=read_token(settings.token, settings.token_file),
                             rpc_timeout_s=settings.control_timeout_s,
                             keepalive=Keepalive(settings.keepalive_s, settings.keepalive_timeout_s))
     control.start()

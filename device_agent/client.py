@@ -14,6 +14,7 @@ from splitbed.errors import SplitbedError, Unavailable
 from splitbed.grpc_errors import translate_rpc_error
 from splitbed.grpc_server import channel_options
 from splitbed.resilience import Keepalive, retry_after_s
+from splitbed.tls import TlsFiles, aio_channel
 from splitbed.v1 import inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,11 @@ class InferenceClient:
     """
 
     def __init__(self, address: str, *, max_message_bytes: int, timeout_s: float,
-                 keepalive: Keepalive | None = None) -> None:
+                 keepalive: Keepalive | None = None, tls: TlsFiles | None = None) -> None:
         self.address = address
         self._timeout_s = timeout_s
         options = channel_options(max_message_bytes) + (keepalive or Keepalive()).client_options()
-        self._channel = aio.insecure_channel(address, options=options)
+        self._channel = aio_channel(address, tls or TlsFiles(), options=options)
         self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
         self._call: aio.StreamStreamCall | None = None
 

@@ -30,6 +30,7 @@ from splitbed.model import DevicePart, load_device_part, load_tokenizer, tokeniz
 from splitbed.resilience import Keepalive
 from splitbed.side.hardware import ComputeHardware, ComputeTiming
 from splitbed.side.timed import flops_of, open_model, timed_forward
+from splitbed.tls import TlsFiles
 from splitbed.v1 import control_pb2, inference_pb2
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class DeviceRunner:
         self.client = InferenceClient(
             settings.server, max_message_bytes=settings.max_message_bytes, timeout_s=settings.timeout_s,
             keepalive=Keepalive(settings.keepalive_s, settings.keepalive_timeout_s, settings.reconnect_backoff_max_s),
+            tls=TlsFiles.of(settings),
         )
         self.run_id = settings.run_id or uuid.uuid4().hex
         self.resilient = ResilientClient(self.client, RetryPolicy(
@@ -101,7 +103,7 @@ class DeviceRunner:
         self._limits = Limits(max_bytes=settings.max_message_bytes)
         self.metrics = Metrics("device")
         if settings.metrics_port is not None:
-            self.metrics.serve(settings.metrics_port)
+            self.metrics.serve(settings.metrics_port, host=settings.host)
 
     def load_part(self, split: int, rho: float, method: str) -> DevicePart:
         part = load_device_part(self.source, split, rho=rho, method=method, device=self.settings.device,

@@ -49,3 +49,4 @@ class AgentSettings(SideSettings):
     path_loss_exponent: float = Field(2.8, gt=0, description="Path-loss exponent alpha.")
     telemetry_every: int = Field(20, ge=1, description="Report telemetry to the controller every N requests.")
     wait_config_s: float = Field(120.0, gt=0, description="With a controller: wait this long for the first plan, s.")
+    host: str = Field("127.0.0.1", description="Address the /metrics listener binds (0.0.0.0 = every interface).")

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import ssl
 import statistics
 import sys
 import urllib.request
@@ -27,8 +29,19 @@ from pathlib import Path
 from typing import Any
 
 
+def _tls() -> ssl.SSLContext | None:
+    """HTTPS to a controller with TLS: CA and client certificate from REPORT_TLS_CA / _CERT / _KEY."""
+    ca = os.environ.get("REPORT_TLS_CA")
+    if not ca:
+        return None
+    ctx = ssl.create_default_context(cafile=ca)
+    if os.environ.get("REPORT_TLS_CERT"):
+        ctx.load_cert_chain(os.environ["REPORT_TLS_CERT"], os.environ.get("REPORT_TLS_KEY"))
+    return ctx
+
+
 def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:
+    with urllib.request.urlopen(url, timeout=10, context=_tls()) as resp:
         return json.loads(resp.read().decode())
 
 

@@ -26,6 +26,7 @@ from splitbed.resilience import Keepalive
 from splitbed.side.calibrate_command import calibrate_command
 from splitbed.side.hardware import ComputeHardware
 from splitbed.side.timed import open_model
+from splitbed.tls import TlsFiles, read_token, server_credentials
 from splitbed.v1 import control_pb2, inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class EdgeServer:
 
         self.managed = await start_server(
             [register], host=s.host, port=s.port, max_message_bytes=s.max_message_bytes, grace_s=s.grace_s,
+            credentials=server_credentials(TlsFiles.of(s)),
             options=[*Keepalive(s.keepalive_s, s.keepalive_timeout_s).server_options(), *TRANSPORT_OPTIONS],
         )
         self.managed.on_drain.append(lambda: setattr(servicer, "draining", True))
@@ -100,7 +102,7 @@ class EdgeServer:
             self.control = self._control_client(servicer, self.managed.port)
             self.control.start()
         if s.metrics_port is not None:
-            self.metrics.serve(s.metrics_port)
+            self.metrics.serve(s.metrics_port, host=s.host)
         if s.port_file:
             Path(s.port_file).write_text(str(self.managed.port))
         return self.managed.port
@@ -112,6 +114,7 @@ class EdgeServer:
         host = socket.gethostname() if s.host in ("0.0.0.0", "::") else s.host
         return ControlClient(s.controller or "", s.node_id, control_pb2.ROLE_SERVER, node,
                              serve_address=f"{host}:{port}", telemetry_every_s=TELEMETRY_EVERY_S,
+                             tls=TlsFiles.of(s), token=read_token(s.token, s.token_file),
                              rpc_timeout_s=s.control_timeout_s,
                              keepalive=Keepalive(s.keepalive_s, s.keepalive_timeout_s))
 

@@ -11,7 +11,7 @@ from splitbed.side.settings import SideSettings
 class EdgeSettings(SideSettings):
     model_config = SettingsConfigDict(env_prefix="EDGE_", extra="ignore")
 
-    host: str = Field("0.0.0.0", description="Address to bind.")
+    host: str = Field("127.0.0.1", description="Address gRPC and /metrics bind (0.0.0.0 = every interface).")
     port: int = Field(50051, ge=0, le=65535, description="TCP port (0 = pick a free one and print it).")
     workers: int = Field(1, ge=1, description="Compute worker threads (requests beyond queue).")
     max_batch: int = Field(64, gt=0, description="Largest batch (sequences) per request.")

@@ -123,7 +123,10 @@ done
 docker image ls --format '  {{.Repository}}:{{.Tag}} {{.Size}}' | grep ":$TAG" || true
 
 # --- 5. the compose demo, as a user runs it ----------------------------------
-export SPLITBED_TAG=$TAG RESULTS_DIR="$WORK/results" CONTROLLER_REST_PUBLISH=127.0.0.1:0 BASE_IMAGE
+export SPLITBED_TAG=$TAG RESULTS_DIR="$WORK/results" CONTROLLER_REST_PUBLISH=127.0.0.1:0 BASE_IMAGE CERTS_DIR="$WORK/certs"
+# TLS and tokens on: a development CA, one certificate and token per node (keys readable by the containers' uid).
+KEY_MODE=0644 scripts/dev-certs.sh "$CERTS_DIR" controller edge-0,edge device-1 device-2 admin >/dev/null
+KEY_MODE=0644 scripts/dev-tokens.sh "$CERTS_DIR" controller edge-0 device-1 device-2 >/dev/null
 export AGENT_SEQ_LEN=${AGENT_SEQ_LEN:-64} AGENT_REPEAT=${AGENT_REPEAT:-1}
 export REPORT_ARGS=${REPORT_ARGS:---max-error 0.15 --expect-knobs --expect-link ${AGENT_LINK:-tbf}}
 mkdir -p "$RESULTS_DIR"

@@ -18,6 +18,7 @@ from grpc import aio
 from splitbed.errors import SplitbedError
 from splitbed.node_contract import ControlledNode
 from splitbed.resilience import Keepalive
+from splitbed.tls import TlsFiles, aio_channel
 from splitbed.v1 import control_pb2, control_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ class ControlClient:
 
     def __init__(self, address: str, node_id: str, role: int, node: ControlledNode, *, serve_address: str = "",
                  telemetry_every_s: float | None = None, backoff_s: tuple[float, float] = (0.2, 5.0),
-                 keepalive: Keepalive | None = None, rpc_timeout_s: float = 10.0) -> None:
+                 tls: TlsFiles | None = None, token: str | None = None, keepalive: Keepalive | None = None,
+                 rpc_timeout_s: float = 10.0) -> None:
         self.address = address
         self.node_id = node_id
         self.role = role
@@ -42,7 +44,8 @@ class ControlClient:
         self._telemetry_every_s = telemetry_every_s
         self._backoff = backoff_s
         # WatchConfig lives as long as the node: keepalive, not a deadline, finds a dead controller.
-        self._channel = aio.insecure_channel(address, options=(keepalive or Keepalive()).client_options())
+        self._channel = aio_channel(address, tls or TlsFiles(), token=token,  # TLS/token: splitbed.tls
+                                    options=(keepalive or Keepalive()).client_options())
         self._timeout_s = rpc_timeout_s
         self.stub = control_pb2_grpc.ControlServiceStub(self._channel)
         self.version = 0

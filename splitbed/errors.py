@@ -63,6 +63,13 @@ class ResourceExhausted(SplitbedError):
     http_status = 413
 
 
+class Unauthenticated(SplitbedError):
+    """No credentials, or credentials nobody issued."""
+
+    grpc_code = "UNAUTHENTICATED"
+    http_status = 401
+
+
 def error_classes() -> list[type[SplitbedError]]:
     """Every domain error class defined so far (subclasses of subclasses included), most specific first."""
     found: list[type[SplitbedError]] = []

@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -76,10 +77,11 @@ class ManagedServer:
 async def start_server(
     register: Iterable[Callable[[aio.Server], str]],
     *,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
     port: int = 0,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     grace_s: float = 5.0,
+    credentials: grpc.ServerCredentials | None = None,
     options: Sequence[tuple[str, int]] = (),
 ) -> ManagedServer:
     """Start a server; each `register` callback adds a servicer and returns its full service name."""
@@ -91,7 +93,9 @@ async def start_server(
     reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                                          reflection.SERVICE_NAME], server)
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        bound = (server.add_insecure_port(address) if credentials is None  # TLS: splitbed.tls.server_credentials
+                 else server.add_secure_port(address, credentials))
     except RuntimeError as exc:  # grpcio reports a failed bind this way
         raise OSError(f"cannot listen on {host}:{port}: {exc} (port in use?)") from None
     if bound == 0:

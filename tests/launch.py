@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from splitbed.omp import bound_openmp_spinning
+from splitbed.tls import TlsFiles, sync_channel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,9 +66,9 @@ def stop_process(popen: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
     return popen.returncode
 
 
-def wait_healthy(address: str, service: str = "", timeout: float = 120.0) -> None:
+def wait_healthy(address: str, service: str = "", timeout: float = 120.0, tls: TlsFiles | None = None) -> None:
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    with sync_channel(address, tls or TlsFiles()) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
@@ -95,7 +96,8 @@ def wait_port_file(popen: subprocess.Popen[bytes], port_file: Path, log: Path, t
 
 
 def start(module: str, args: Sequence[str], *, threads: int = 1, timeout: float = 180.0,
-          env: dict[str, str] | None = None, port_flags: Sequence[str] = ("--port", "0")) -> Proc:
+          env: dict[str, str] | None = None, port_flags: Sequence[str] = ("--port", "0"),
+          tls: TlsFiles | None = None) -> Proc:
     """Start `python -m module ARGS --port 0 --port-file F`, wait until its health service says SERVING.
 
     The port file holds the gRPC port, and for the controller the REST port after it.
@@ -110,7 +112,7 @@ def start(module: str, args: Sequence[str], *, threads: int = 1, timeout: float 
     deadline = time.monotonic() + timeout
     ports = wait_port_file(popen, port_file, log, timeout, module)
     proc = Proc(popen, ports[0], log, ports[1] if len(ports) > 1 else None)
-    wait_healthy(proc.address, timeout=max(1.0, deadline - time.monotonic()))
+    wait_healthy(proc.address, timeout=max(1.0, deadline - time.monotonic()), tls=tls)
     return proc
 
 
@@ -120,6 +122,9 @@ def start_edge(split: int, rho: float = 1.0, method: str = "structured-magnitude
                                  "--method", method, "--host", "127.0.0.1", *extra], threads=threads)
 
 
-def start_controller(extra: Sequence[str] = ()) -> Proc:
-    return start("controller", ["serve", "--host", "127.0.0.1", *extra],
-                 port_flags=("--grpc-port", "0", "--rest-port", "0"))
+def start_controller(extra: Sequence[str] = (), tls: TlsFiles | None = None,
+                     env: dict[str, str] | None = None) -> Proc:
+    # A state file of its own unless given: never the shared default in the working directory.
+    state = [] if "--state" in extra else ["--state", tempfile.mktemp(prefix="splitbed-state-", suffix=".sqlite")]
+    return start("controller", ["serve", "--host", "127.0.0.1", *state, *extra],
+                 port_flags=("--grpc-port", "0", "--rest-port", "0"), tls=tls, env=env)

@@ -122,7 +122,9 @@ def test_failed_server_apply_keeps_devices_on_the_old_plan(controller):
         with pytest.raises(queue.Empty):
             device.next(timeout=2)
         plan = httpx.get(f"{controller.rest_url}/v1/plan").json()
-        assert plan["status"] == "failed"
+        # A failed push adopts nothing: no current plan, the attempt is in the history.
+        assert plan["status"] == "none" and plan["version"] == 0
+        assert plan["history"][-1]["status"] == "failed" and plan["issued_version"] == 1
         assert "out of memory" in (plan["last_error"] or "")
     finally:
         server.close()

@@ -68,7 +68,11 @@ def config(compose: list[str], tmp_path: Path, env: dict[str, str] | None = None
 
 def test_services_healthchecks_and_dependencies(compose, tmp_path):
     services = config(compose, tmp_path)["services"]
-    assert set(services) == {*SERVERS, *AGENTS}
+    assert set(services) == {*SERVERS, *AGENTS, "report"}
+    # The report runs once every agent has exited 0, so `up --exit-code-from report` returns when the run ends.
+    assert {dep: d["condition"] for dep, d in services["report"]["depends_on"].items()} == {
+        name: "service_completed_successfully" for name in AGENTS}
+    assert services["report"]["image"] == services["controller"]["image"]
     assert services["controller"]["healthcheck"]["test"] == [
         "CMD", "python3", "/opt/splitbed/healthcheck.py", "127.0.0.1:50052", "splitbed.v1.ControlService"]
     assert services["edge"]["healthcheck"]["test"] == [
@@ -84,11 +88,30 @@ def test_services_healthchecks_and_dependencies(compose, tmp_path):
         assert (env["AGENT_LINK"], env["AGENT_LINK_DEV"]) == ("tbf", "eth0")
         assert env["AGENT_SERVER"] == "edge:50051"
         assert env["AGENT_CONTROLLER"] == "controller:50052"
-        assert [v["target"] for v in agent["volumes"]] == ["/results"]
+        assert [v["target"] for v in agent["volumes"]] == ["/results", "/certs"]
         assert env["AGENT_OUT"].startswith("/results/")
     envs = [services[name]["environment"] for name in AGENTS]
     assert len({e["AGENT_NODE_ID"] for e in envs}) == len(AGENTS), "agents must register under distinct ids"
     assert len({e["AGENT_OUT"] for e in envs}) == len(AGENTS), "agents must not write the same file"
+
+
+def test_compose_runs_with_mutual_tls_and_tokens(compose, tmp_path):
+    """Every service has certificate, key and CA; nodes have tokens; servers bind 0.0.0.0 in their container."""
+    services = config(compose, tmp_path)["services"]
+    prefixes = {"controller": "CONTROLLER_", "edge": "EDGE_", "agent-1": "AGENT_", "agent-2": "AGENT_"}
+    for name, prefix in prefixes.items():
+        env = services[name]["environment"]
+        assert env[prefix + "TLS_CA"] == "/certs/ca.pem"
+        assert env[prefix + "TLS_CERT"].startswith("/certs/") and env[prefix + "TLS_KEY"].startswith("/certs/")
+        assert {v["target"]: v.get("read_only") for v in services[name]["volumes"]}["/certs"] is True
+    assert services["controller"]["environment"]["CONTROLLER_TOKEN_FILE"] == "/certs/tokens"
+    assert services["edge"]["environment"]["EDGE_TOKEN_FILE"] == "/certs/edge-0.token"
+    assert services["agent-1"]["environment"]["AGENT_TOKEN_FILE"] == "/certs/device-1.token"
+    assert services["agent-1"]["environment"]["AGENT_TLS_CERT"] == "/certs/device-1.pem"
+    for name in ("controller", "edge"):
+        env = services[name]["environment"]
+        assert env[prefixes[name] + "HOST"] == "0.0.0.0"
+        assert env["HEALTHCHECK_TLS_CA"] == "/certs/ca.pem" and env["HEALTHCHECK_TLS_CERT"]
 
 
 def test_ports_follow_the_settings_everywhere(compose, tmp_path):
@@ -109,13 +132,24 @@ def test_env_example_matches_the_compose_defaults(compose, tmp_path):
     assert config(compose, tmp_path, env_file=ROOT / ".env.example") == config(compose, tmp_path)
 
 
-def test_every_service_builds_from_the_dockerfile_with_a_base_image_arg(compose, tmp_path):
+def test_every_image_builds_once_from_the_dockerfile_with_a_base_image_arg(compose, tmp_path):
     services = config(compose, tmp_path, env={"BASE_IMAGE": "example/base:1"})["services"]
-    targets = {name: s["build"]["target"] for name, s in services.items()}
-    assert targets == {"controller": "controller", "edge": "edge", "agent-1": "agent", "agent-2": "agent"}
-    for s in services.values():
-        assert s["build"]["dockerfile"] == "docker/Dockerfile"
-        assert s["build"]["args"]["BASE_IMAGE"] == "example/base:1"
+    targets = {name: s["build"]["target"] for name, s in services.items() if "build" in s}
+    # One agent image for every agent: only agent-1 builds it; the report reuses the controller image.
+    assert targets == {"controller": "controller", "edge": "edge", "agent-1": "agent"}
+    for name, s in services.items():
+        if "build" in s:
+            assert s["build"]["dockerfile"] == "docker/Dockerfile"
+            assert s["build"]["args"]["BASE_IMAGE"] == "example/base:1"
+        else:
+            assert s["pull_policy"] == "never", f"{name} must use the image built here, not pull one"
+    assert services["agent-2"]["image"] == services["agent-1"]["image"]
+
+
+def test_base_image_defaults_to_the_offline_one(compose, tmp_path):
+    services = config(compose, tmp_path)["services"]
+    assert {s["build"]["args"]["BASE_IMAGE"] for s in services.values() if "build" in s} == {
+        "splitbed-base:bookworm"}
 
 
 def dockerfile_stages() -> dict[str, str]:
@@ -132,7 +166,7 @@ def dockerfile_stages() -> dict[str, str]:
 def test_dockerfile_base_image_arg_and_offline_installs():
     text = DOCKERFILE.read_text()
     preamble = text.split("\nFROM ", 1)[0]
-    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", preamble, re.MULTILINE)
+    assert re.search(r"^ARG BASE_IMAGE=splitbed-base:bookworm$", preamble, re.MULTILINE)
     assert re.search(r"^FROM \$\{BASE_IMAGE\} AS base$", text, re.MULTILINE)
     installs = re.findall(r"pip install[^\n&]*", text)
     assert installs, "no pip install in the Dockerfile"
@@ -143,7 +177,7 @@ def test_dockerfile_base_image_arg_and_offline_installs():
     assert "torch" not in stages["build-controller"].replace("'torch' in sys.modules", "")
     assert "TORCH_SPEC" in stages["build-node"]
     for name in ("controller", "edge"):
-        assert "COPY docker/healthcheck.py /opt/splitbed/healthcheck.py" in stages[name]
+        assert re.search(r"^COPY docker/healthcheck\.py .*/opt/splitbed/", stages[name], re.MULTILINE)
         assert "HEALTHCHECK" in stages[name]
 
 

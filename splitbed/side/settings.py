@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from splitbed.kinds import PruneMethod, TorchDevice
+from splitbed.tls import TLS_CA_FIELD, TLS_CERT_FIELD, TLS_KEY_FIELD, TOKEN_FIELD, TOKEN_FILE_FIELD
 
 
 class SideSettings(BaseSettings):
@@ -45,3 +46,8 @@ class SideSettings(BaseSettings):
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="Serve Prometheus /metrics on this port (0 = free port; unset = off)."
     )
+    tls_cert: str | None = TLS_CERT_FIELD
+    tls_key: str | None = TLS_KEY_FIELD
+    tls_ca: str | None = TLS_CA_FIELD
+    token: str | None = TOKEN_FIELD
+    token_file: str | None = TOKEN_FILE_FIELD

@@ -1,0 +1,144 @@
+"""The controller's durable state in an embedded SQLite database (`--state FILE`).
+
+What survives a restart: the budget and pins set over REST, the plan version
+counter, the current plan (config and answer), the plan history, and the
+registered nodes with their last profile. Each change is one transaction, so a
+crash leaves either the old state or the new one; WAL mode keeps a reader from
+ever seeing half of a change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.problem import Answer
+from splitbed.errors import FailedPrecondition
+from splitbed.v1 import control_pb2
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS plans (
+    version INTEGER PRIMARY KEY, reason TEXT NOT NULL, status TEXT NOT NULL, budget TEXT NOT NULL,
+    pins TEXT NOT NULL, at REAL NOT NULL, config BLOB, answer TEXT);
+CREATE TABLE IF NOT EXISTS nodes (
+    node_id TEXT PRIMARY KEY, role TEXT NOT NULL, address TEXT NOT NULL, profile BLOB NOT NULL,
+    registered_at REAL NOT NULL, last_seen REAL NOT NULL, acked_version INTEGER NOT NULL);
+"""
+HISTORY_KEPT = 1000  # plan rows kept; older ones are pruned so the file stays bounded
+
+
+@dataclass
+class StoredNode:
+    node_id: str
+    role: str
+    address: str
+    profile: control_pb2.NodeProfile
+    registered_at: float
+    last_seen: float
+    acked_version: int
+
+
+@dataclass
+class Snapshot:
+    """Everything loaded at start-up (defaults when the file is new)."""
+
+    version: int = 0
+    budget: tuple[float, float] | None = None
+    pins: dict[str, float] = field(default_factory=dict)
+    plan: tuple[control_pb2.Config, Answer, str, float] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[StoredNode] = field(default_factory=list)
+
+
+class StateStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            # Fail at start, not at the first registration, when the file cannot be written.
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('opened_at', ?)", (json.dumps(time.time()),))
+        except sqlite3.Error as exc:
+            raise FailedPrecondition(f"state file {self.path!r} cannot be used: {exc}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _meta(self, key: str) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def load(self) -> Snapshot:
+        snap = Snapshot(version=int(self._meta("version") or 0), pins=self._meta("pins") or {})
+        budget = self._meta("budget")
+        snap.budget = (float(budget[0]), float(budget[1])) if budget else None
+        rows = self._db.execute("SELECT version, reason, status, budget, pins, at, config, answer FROM plans "
+                                "ORDER BY version").fetchall()
+        for version, reason, status, budget_s, pins_s, at, config, answer in rows:
+            snap.history.append({"version": version, "reason": reason, "status": status,
+                                 "budget": json.loads(budget_s), "pins": json.loads(pins_s), "at": at})
+            if status == "applied" and config is not None and answer is not None:
+                snap.plan = (control_pb2.Config.FromString(config), Answer.model_validate_json(answer), status, at)
+        for node_id, role, address, profile, reg, seen, acked in self._db.execute(
+                "SELECT node_id, role, address, profile, registered_at, last_seen, acked_version FROM nodes"):
+            snap.nodes.append(StoredNode(node_id, role, address, control_pb2.NodeProfile.FromString(profile),
+                                         reg, seen, acked))
+        return snap
+
+    def save_version(self, version: int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (json.dumps(version),))
+
+    def record_plan(self, *, version: int, reason: str, status: str, budget: tuple[float, float],
+                    pins: dict[str, float], config: control_pb2.Config | None, answer: Answer | None) -> float:
+        """One transaction: the plan row, and (when applied) the budget and pins it was made under."""
+        at = time.time()
+        with self._tx():
+            self._db.execute(
+                "INSERT OR REPLACE INTO plans VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (version, reason, status, json.dumps({"latency_s": budget[0], "energy_j": budget[1]}),
+                 json.dumps(pins), at, config.SerializeToString() if config is not None else None,
+                 answer.model_dump_json() if answer is not None else None))
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (json.dumps(version),))
+            if status == "applied":
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('budget', ?)", (json.dumps(list(budget)),))
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('pins', ?)", (json.dumps(pins),))
+                # Only the current plan needs its config and answer back after a restart.
+                self._db.execute("UPDATE plans SET config = NULL, answer = NULL WHERE version < ?", (version,))
+            self._db.execute("DELETE FROM plans WHERE version <= ?", (version - HISTORY_KEPT,))
+        return at
+
+    def save_node(self, node: StoredNode) -> None:
+        self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (node.node_id, node.role, node.address, node.profile.SerializeToString(),
+                          node.registered_at, node.last_seen, node.acked_version))
+
+    def touch_node(self, node_id: str, last_seen: float, acked_version: int) -> None:
+        self._db.execute("UPDATE nodes SET last_seen = ?, acked_version = ? WHERE node_id = ?",
+                         (last_seen, acked_version, node_id))
+
+    def delete_node(self, node_id: str) -> None:
+        self._db.execute("DELETE FROM nodes WHERE node_id = ?", (node_id,))
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
