@@ -1,10 +1,12 @@
 """Two heterogeneous agents on one edge server: a plan each, from one joint problem, in either registration order.
 
 The agents emulate the `paper-device` and `raspberry-pi-4` clocks, the server
-`paper-device` too (slower than `edge-cpu`, so a loaded 2-core host can still emulate it); each agent's median measured end-to-end latency must be within 15 %
-of its own plan's prediction. Both orders run
-against one controller and server, the devices deleted in between. The agents take turns (the prediction has no
-queueing: that is what the server-utilisation constraint leaves headroom for).
+`paper-device` too (slower than `edge-cpu`, so a loaded 2-core host can still
+emulate it); each agent's median measured end-to-end latency must be within
+15 % of its own plan's prediction. Both orders run against one controller and
+server, the devices deleted in between. The agents take turns (the prediction
+has no queueing: that is what the server-utilisation constraint leaves
+headroom for).
 """
 
 from __future__ import annotations
