@@ -80,6 +80,26 @@ async def _settled(group: Any, agents: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError("no per-device plans reached the agents")
 
 
+async def _budget_of_one_device(client: httpx.AsyncClient, url: str, plans: dict[str, Any]) -> None:
+    """PUT /v1/budget with a device id re-plans the group under that device's own budget only."""
+    r = await client.put(f"{url}/v1/budget", json={"latency_s": 0.2, "energy_j": 2.0, "device_id": "dev-pi"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["device_budgets"] == {"dev-pi": {"latency_s": 0.2, "energy_j": 2.0}}
+    assert body["budget"] == {"latency_s": 0.12, "energy_j": 2.0}
+    new = body["groups"][0]["devices"]
+    assert new["dev-pi"]["version"] > plans["dev-pi"]["version"]
+    assert new["dev-pi"]["answer"]["latency_s"] <= 0.2 + 1e-6 and new["dev-pd"]["answer"]["latency_s"] <= 0.12 + 1e-6
+    assert (await client.put(f"{url}/v1/budget", json={"latency_s": 0.2, "energy_j": 2.0,
+                                                        "device_id": "nobody"})).status_code == 404
+    assert (await client.put(f"{url}/v1/budget", json={"latency_s": 0.2, "energy_j": 2.0,
+                                                        "device_id": "edge-m"})).status_code == 422
+    assert (await client.put(f"{url}/v1/budget", json={"latency_s": 0.2, "energy_j": 2.0,
+                                                        "device_id": "../x"})).status_code == 422
+    r = await client.put(f"{url}/v1/budget", json={"latency_s": 0.12, "energy_j": 2.0})  # every device again
+    assert r.status_code == 200 and r.json()["device_budgets"] == {}
+
+
 async def _scenario(controller: Any, edge: Any, order: list[str]) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
     agents = {}
     for node_id in order:
@@ -99,6 +119,7 @@ async def _scenario(controller: Any, edge: Any, order: list[str]) -> tuple[dict[
         plans = await _settled(group, agents)
         measured = {d: await _measure(agents[d][0], plans[d]["version"]) for d in order}
         nodes = {n["node_id"]: n for n in (await client.get(f"{url}/v1/nodes")).json()}
+        await _budget_of_one_device(client, url, plans)
         for runner, link in agents.values():
             await link.close()
             await runner.close()
