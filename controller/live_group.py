@@ -71,11 +71,16 @@ def solve_group(planner: MultiPlanner, problem: MultiProblem) -> MultiAnswer:
 
 def group_plans(answer: MultiAnswer, first_version: int, model: str, settings: ControllerSettings,
                 reason: str) -> dict[str, Plan]:
-    """One plan per device, versions first_version, first_version + 1, ... in device id order."""
+    """One plan per device, versions first_version, first_version + 1, ... in device id order, each with its
+    period 1/lambda_k and the slot offset that puts its upload right after the previous device's."""
     plans: dict[str, Plan] = {}
+    upload_at = 0.0  # TDMA: each device's upload starts where the previous one's ended
     for i, dev in enumerate(sorted(answer.devices, key=lambda d: d.id)):
         config = config_from_answer(first_version + i, dev, model, settings, reason)
         config.device_id = dev.id
+        config.period_s = 1.0 / dev.rate_hz
+        config.slot_offset_s = (upload_at - config.predicted.t_device_s) % config.period_s
+        upload_at += config.predicted.t_upload_s
         plans[dev.id] = Plan(config, dev)
     return plans
 
