@@ -66,6 +66,8 @@ class StateStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            # Fail at start, not at the first registration, when the file cannot be written.
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('opened_at', ?)", (json.dumps(time.time()),))
         except sqlite3.Error as exc:
             raise FailedPrecondition(f"state file {self.path!r} cannot be used: {exc}") from None
 
