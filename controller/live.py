@@ -139,8 +139,9 @@ class LiveSystem:
             return node.queue
         plan = self.plan
         # A device must not get a plan its server has not applied yet.
-        if plan is not None and plan.config.version > known_version and (node.role == "server" or
-                                                                          plan.status == "applied"):
+        # (After a restart the restored plan may be one device's own: never hand it to another device.)
+        if plan is not None and plan.config.version > known_version and (node.role == "server" or (
+                plan.status == "applied" and plan.config.device_id in ("", node_id))):
             node.queue.put_nowait(plan.config)
         return node.queue
 
