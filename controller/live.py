@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from controller.live_group import replan_group
+from controller.live_group import new_budgets, replan_group
 from controller.live_problem import problem_dict
 from controller.multi_planner import MultiPlanner
 from controller.multi_problem import MultiAnswer
@@ -246,20 +246,6 @@ class LiveSystem:
             raise InvalidArgument(f"budget/pins {problem.budget.model_dump()} {problem.pins.model_dump()} are "
                                   f"numerically out of range for the solver: {exc}") from None
 
-    def _budgets(self, latency_s: float | None, energy_j: float | None,
-                 device_id: str | None) -> tuple[tuple[float, float], dict[str, tuple[float, float]]]:
-        """The budget for every device and the per-device ones, after a change for one device or for all."""
-        budgets = dict(self.device_budgets)
-        if device_id is None:
-            if latency_s or energy_j:
-                budgets.clear()  # a budget without a device id applies to every device
-            return (latency_s or self.budget[0], energy_j or self.budget[1]), budgets
-        if self.node(device_id).role != "device":
-            raise InvalidArgument(f"node {device_id!r} is not a device agent")
-        t0, e0 = budgets.get(device_id, self.budget)
-        budgets[device_id] = (latency_s or t0, energy_j or e0)
-        return self.budget, budgets
-
     async def replan(self, reason: str, *, latency_s: float | None = None, energy_j: float | None = None,
                      pins: dict[str, float] | None = None,
                      device_id: str | None = None) -> tuple[Answer | MultiAnswer, Plan | None]:
@@ -267,7 +253,9 @@ class LiveSystem:
 
         Several live devices are planned jointly, one plan each (`controller.live_group`)."""
         async with self._replan_lock:
-            all_budget, budgets = self._budgets(latency_s, energy_j, device_id)
+            if device_id is not None and self.node(device_id).role != "device":
+                raise InvalidArgument(f"node {device_id!r} is not a device agent")
+            all_budget, budgets = new_budgets(self.budget, self.device_budgets, latency_s, energy_j, device_id)
             new_pins = dict(self.pins if pins is None else pins)
             devices = self.by_role("device")
             if len(devices) > 1 and self.by_role("server"):

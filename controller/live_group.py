@@ -33,6 +33,19 @@ logger = logging.getLogger(__name__)
 Budget = tuple[float, float]
 
 
+def new_budgets(budget: Budget, device_budgets: dict[str, Budget], latency_s: float | None,
+                energy_j: float | None, device_id: str | None) -> tuple[Budget, dict[str, Budget]]:
+    """The budget of every device and the per-device ones, after a change for one device or for all."""
+    budgets = dict(device_budgets)
+    if device_id is None:
+        if latency_s or energy_j:
+            budgets.clear()  # a budget without a device id applies to every device
+        return (latency_s or budget[0], energy_j or budget[1]), budgets
+    t0, e0 = budgets.get(device_id, budget)
+    budgets[device_id] = (latency_s or t0, energy_j or e0)
+    return budget, budgets
+
+
 def _device_spec(node: Node, server: Node, settings: ControllerSettings, budget: Budget,
                  pins: dict[str, float]) -> dict[str, Any]:
     d = problem_dict(node.profile, server.profile, settings, latency_s=budget[0], energy_j=budget[1], pins=pins)
