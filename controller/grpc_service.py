@@ -53,8 +53,9 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         self._as_node(context, request.node_id)
         changed = await self.live.register(request.node_id, request.role, request.profile, request.address,
                                            request.applied_version)
-        if self.live.ready() and (self.live.plan is None or changed):
-            reason = "nodes registered" if self.live.plan is None else f"profile of {request.node_id} changed"
+        if self.live.ready() and (self.live.plan is None or changed or self.live.group_changed()):
+            reason = ("nodes registered" if self.live.plan is None else
+                      f"profile of {request.node_id} changed" if changed else f"{request.node_id} joined")
             asyncio.get_running_loop().create_task(self.live.replan_quietly(reason))
         return control_pb2.RegisterResponse(node_id=request.node_id, current_version=self.live.version)
 

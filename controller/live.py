@@ -18,7 +18,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from controller.drift import DriftGate
+from controller.live_group import new_budgets, replan_group
 from controller.live_problem import problem_dict
+from controller.multi_planner import MultiPlanner
+from controller.multi_problem import MultiAnswer
 from controller.planner import Planner
 from controller.problem import Answer, Problem
 from controller.push import PIN_FIELDS, Plan, config_from_answer, push_plan
@@ -63,6 +66,14 @@ class LiveSystem:
         self.version = 0
         self.budget = (settings.latency_budget_s, settings.energy_budget_j)
         self.pins: dict[str, float] = {}
+        # Per-device plans (several live devices): device id -> plan, budgets set per device, and whose
+        # devices the current plans cover (None after a restart: not known).
+        self.multi_planner = MultiPlanner(self.planner)
+        self.device_plans: dict[str, Plan] = {}
+        self.device_budgets: dict[str, tuple[float, float]] = {}
+        self.planned_devices: set[str] | None = None
+        self.group_server: str | None = None
+        self.last_group_answer: MultiAnswer | None = None
         self._replan_lock = asyncio.Lock()
         self.last_answer: Answer | None = None
         self.last_error: str | None = None
@@ -106,16 +117,33 @@ class LiveSystem:
         if node.queue is not None:
             node.queue.put_nowait(control_pb2.Config(reason="deregistered"))  # ends its WatchConfig stream
         logger.info("node %s deleted", node_id)
+        self.device_budgets.pop(node_id, None)
+        if self.ready() and self.group_changed():
+            asyncio.get_running_loop().create_task(self.replan_quietly(f"{node_id} left"))
         return node
+
+    def group_changed(self) -> bool:
+        """True when the live devices are not those the current plans were made for."""
+        ids = {n.node_id for n in self.by_role("device")}
+        if self.planned_devices is None:  # restored: one device keeps its restored plan
+            return len(ids) > 1 and set(self.device_plans) != ids
+        return ids != self.planned_devices
 
     def subscribe(self, node_id: str, known_version: int) -> asyncio.Queue[control_pb2.Config]:
         node = self.node(node_id)
         node.queue = asyncio.Queue()
         self.registry.seen(node)
+        if self.device_plans:
+            for p in sorted(self.device_plans.values(), key=lambda p: p.config.version):
+                if p.config.version > known_version and (node.role == "server" or (
+                        p.config.device_id == node_id and p.status == "applied")):
+                    node.queue.put_nowait(p.config)
+            return node.queue
         plan = self.plan
         # A device must not get a plan its server has not applied yet.
-        if plan is not None and plan.config.version > known_version and (node.role == "server" or
-                                                                          plan.status == "applied"):
+        # (After a restart the restored plan may be one device's own: never hand it to another device.)
+        if plan is not None and plan.config.version > known_version and (node.role == "server" or (
+                plan.status == "applied" and plan.config.device_id in ("", node_id))):
             node.queue.put_nowait(plan.config)
         return node.queue
 
@@ -225,11 +253,20 @@ class LiveSystem:
                                   f"numerically out of range for the solver: {exc}") from None
 
     async def replan(self, reason: str, *, latency_s: float | None = None, energy_j: float | None = None,
-                     pins: dict[str, float] | None = None) -> tuple[Answer, Plan | None]:
-        """Solve for the live system; if optimal, push it, and only then adopt plan, budget and pins."""
+                     pins: dict[str, float] | None = None,
+                     device_id: str | None = None) -> tuple[Answer | MultiAnswer, Plan | None]:
+        """Solve for the live system; if optimal, push it, and only then adopt plan, budget and pins.
+
+        Several live devices are planned jointly, one plan each (`controller.live_group`)."""
         async with self._replan_lock:
-            budget = (latency_s or self.budget[0], energy_j or self.budget[1])
+            if device_id is not None and self.node(device_id).role != "device":
+                raise InvalidArgument(f"node {device_id!r} is not a device agent")
+            all_budget, budgets = new_budgets(self.budget, self.device_budgets, latency_s, energy_j, device_id)
             new_pins = dict(self.pins if pins is None else pins)
+            devices = self.by_role("device")
+            if len(devices) > 1 and self.by_role("server"):
+                return await replan_group(self, reason, all_budget, budgets, new_pins)
+            budget = budgets.get(devices[0].node_id, all_budget) if devices else all_budget
             answer = await self.solve_live(*budget, new_pins)
             self.last_answer = answer
             if answer.status != "optimal":
@@ -244,15 +281,17 @@ class LiveSystem:
                 await push_plan(plan, self.by_role("server"), self.by_role("device"), self.settings.ack_timeout_s)
             except SplitbedError as exc:
                 self.last_error = f"version {plan.config.version} ({reason}) not adopted: {exc}"
-                self._record(plan, reason, budget, new_pins)
+                self.record_plan(plan, reason, budget, new_pins)
                 raise
-            self.budget, self.pins, self.plan, self.last_error = budget, new_pins, plan, None
-            self._record(plan, reason, budget, new_pins)
+            self.budget, self.pins, self.plan, self.last_error = all_budget, new_pins, plan, None
+            self.device_budgets, self.device_plans = budgets, {}
+            self.planned_devices = {n.node_id for n in self.by_role("device")}
+            self.record_plan(plan, reason, budget, new_pins)
             self.metrics.stage_seconds.labels("controller", "solve").observe(answer.solve_time_s)
             self.metrics.applied(plan.config.version, {f: getattr(plan.config.knobs, f) for f in PIN_FIELDS})
             return answer, plan
 
-    def _record(self, plan: Plan, reason: str, budget: tuple[float, float], pins: dict[str, float]) -> None:
+    def record_plan(self, plan: Plan, reason: str, budget: tuple[float, float], pins: dict[str, float]) -> None:
         at = self.store.record_plan(version=plan.config.version, reason=reason, status=plan.status, budget=budget,
                                     pins=pins, config=plan.config, answer=plan.answer)
         entry: dict[str, Any] = {"version": plan.config.version, "reason": reason, "status": plan.status,

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.auth import Authority
 from controller.http_guard import AdminOnly, BodyLimit, access, install_error_handlers, node_id_param
 from controller.live import PIN_FIELDS, LiveSystem
+from controller.live_group import group_view
+from controller.multi_problem import MultiAnswer
 from controller.multi_rest import MultiSolveMiddleware
 from controller.problem import Answer, Problem
 from controller.solve_pool import SolvePool
@@ -31,6 +33,8 @@ class _In(BaseModel):
 class BudgetIn(_In):
     latency_s: float = Field(gt=0, le=1e6, description="latency budget T0, seconds")
     energy_j: float = Field(gt=0, le=1e9, description="energy budget E0, joules")
+    device_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+                                  description="the device whose budget this is; omitted: every device")
 
 
 class PinsIn(_In):
@@ -58,9 +62,25 @@ def plan_view(live: LiveSystem) -> dict[str, Any]:
         "answer": plan.answer.model_dump() if plan else None,
         "budget": {"latency_s": live.budget[0], "energy_j": live.budget[1]},
         "pins": live.pins,
+        "device_budgets": {d: {"latency_s": b[0], "energy_j": b[1]} for d, b in sorted(live.device_budgets.items())},
+        "groups": groups_view(live),
         "last_error": live.last_error,
         "history": live.history[-20:],
     }
+
+
+def groups_view(live: LiveSystem) -> list[dict[str, Any]]:
+    """Per-server groups and their per-device plans (several devices); empty with one device (see `config`)."""
+    if not live.device_plans or live.group_server is None:
+        return []
+    return [group_view(live.device_plans, live.group_server, live.last_group_answer, _msg)]
+
+
+def _group_of(live: LiveSystem, n: Any) -> dict[str, Any]:
+    if n.role == "server":
+        return {"group": n.node_id if n.node_id == live.group_server else None}
+    plan = live.device_plans.get(n.node_id)
+    return {"group": live.group_server if plan else None, "plan_version": plan.config.version if plan else None}
 
 
 def nodes_view(live: LiveSystem) -> list[dict[str, Any]]:
@@ -75,12 +95,12 @@ def nodes_view(live: LiveSystem) -> list[dict[str, Any]]:
             "stale": n.stale(live.settings.node_ttl_s, now),
             "applied_version": n.acked_version, "applied": n.applied, "applied_sources": n.applied_sources,
             "ack_error": n.ack_error, "telemetry": n.telemetry, "telemetry_sources": n.telemetry_sources,
-            "subscribed": n.queue is not None,
+            "subscribed": n.queue is not None, **_group_of(live, n),
         })
     return out
 
 
-def _refused(detail: str, answer: Answer, live: LiveSystem | None = None) -> JSONResponse:
+def _refused(detail: str, answer: Answer | MultiAnswer, live: LiveSystem | None = None) -> JSONResponse:
     content: dict[str, Any] = {"detail": detail, "answer": answer.model_dump()}
     if live is not None:
         content["plan"] = plan_view(live)
@@ -126,9 +146,11 @@ def add_plan_routes(app: FastAPI, live: LiveSystem, admin: Any, reader: Any) -> 
 
     @app.put("/v1/budget", summary="Change T0/E0 of the live system: re-plan and push", dependencies=[Depends(admin)])
     async def budget(body: BudgetIn) -> JSONResponse:
-        answer, new_plan = await live.replan("budget change", latency_s=body.latency_s, energy_j=body.energy_j)
+        answer, new_plan = await live.replan("budget change", latency_s=body.latency_s, energy_j=body.energy_j,
+                                             device_id=body.device_id)
         if new_plan is None:
-            return _refused(f"budget T0={body.latency_s} s, E0={body.energy_j} J is {answer.status}; plan kept",
+            who = f" of {body.device_id}" if body.device_id else ""
+            return _refused(f"budget{who} T0={body.latency_s} s, E0={body.energy_j} J is {answer.status}; plan kept",
                             answer, live)
         return JSONResponse(content=plan_view(live))
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from device_agent.node import DeviceNode
+from device_agent.open_loop import run_open_loop
 from device_agent.record import TIMING_SOURCES, RequestRecord
 from device_agent.records import RecordWriter, read_records, record_key
 from device_agent.report import add_fidelity, print_summary, print_versions, to_json
@@ -63,6 +64,8 @@ async def run_workload(runner: DeviceRunner, settings: AgentSettings, texts: lis
     try:
         await runner.connect(standalone=not settings.controller)
         if not settings.controller:
+            if settings.rate:  # open loop at the planned rate (no --resume skipping there)
+                return await run_open_loop(runner, texts, settings.rate, lambda: (0.0, 0.0), sink)
             return await runner.run(texts, sink, skip=skip)
         control, node = await follow_controller(runner, settings)
 
@@ -72,6 +75,8 @@ async def run_workload(runner: DeviceRunner, settings: AgentSettings, texts: lis
             if control is not None:
                 await control.report_telemetry()
 
+        if settings.rate:
+            return await run_open_loop(runner, texts, settings.rate, lambda: node.slot, on_record)
         return await runner.run(texts, on_record, skip=skip)
     finally:
         if control is not None:

@@ -51,6 +51,7 @@ class DeviceNode:
     ping: Callable[[], Awaitable[Any]]  # one round trip to the edge server
     metrics: Metrics
     _window: list[RequestRecord] = field(default_factory=list, init=False)
+    slot: tuple[float, float] = field(default=(0.0, 0.0), init=False)  # the plan's (period_s, slot_offset_s)
 
     @classmethod
     def of(cls, runner: DeviceRunner) -> DeviceNode:
@@ -90,6 +91,7 @@ class DeviceNode:
             encoding=as_encoding(config.encoding or old.encoding), version=config.version, predicted=config.predicted,
             power_w=power,
         )
+        self.slot = (config.period_s, config.slot_offset_s)
         self.metrics.applied(config.version, {**values.values, "power_w": power})
         return values.applied()
 

@@ -25,6 +25,9 @@ class AgentSettings(SideSettings):
     )
     repeat: int = Field(1, ge=1, description="Run the inputs this many times (timings of every run are written).")
     warmup: int = Field(2, ge=0, description="Untimed requests sent before the run (not written).")
+    rate: float | None = Field(
+        None, gt=0.0, le=1000.0, description="Open loop: requests per second, each started at the plan's slot "
+        "offset in its period (unset = closed loop, one request after another).")
     timeout_s: float = Field(30.0, gt=0, description="Per-request deadline, seconds.")
     resume: bool = Field(False, description="Continue a killed run into --out, skipping requests already written.")
     run_id: str | None = Field(None, max_length=128, description="Idempotent run id sent with every request "

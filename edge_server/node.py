@@ -10,6 +10,7 @@ from edge_server.registry import PartRegistry, Served
 from edge_server.settings import EdgeSettings
 from splitbed.hw.memory import memory_values
 from splitbed.metrics import Metrics
+from splitbed.model import ServerPart
 from splitbed.node_contract import Applied, Telemetry
 from splitbed.side.applied import apply_part_and_clock
 from splitbed.side.hardware import ComputeHardware
@@ -46,11 +47,16 @@ class ServerNode:
         sources["requests_served"] = "counted"
         return Telemetry(values, sources)
 
+    def _part(self, split: int, rho: float, method: str) -> ServerPart:
+        """Devices with the same (split, rho~, method) share one loaded part."""
+        shared: ServerPart | None = self.registry.part_for(split, rho, method)
+        return shared if shared is not None else self.loader.part(split, rho, method)
+
     async def apply(self, config: control_pb2.Config) -> Applied:
-        values, part, method = await apply_part_and_clock(config, "server", self.hw, self.loader.part,
+        values, part, method = await apply_part_and_clock(config, "server", self.hw, self._part,
                                                           self.settings.method)
         k = config.knobs
         self.registry.install(Served(version=config.version, model=self.settings.model, split=k.split,
-                                     rho=k.rho_server, method=method, part=part))
+                                     rho=k.rho_server, method=method, part=part), set(config.live_versions))
         self.metrics.applied(config.version, values.values)
         return values.applied()

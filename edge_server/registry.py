@@ -43,6 +43,7 @@ class PartRegistry:
         self._parts: dict[int, Served] = {}
         self._current: int | None = None
         self._keep_previous = keep_previous
+        self._live: set[int] = set()  # versions the devices still use (per-device plans); empty: keep_previous
 
     @property
     def current(self) -> Served | None:
@@ -53,9 +54,19 @@ class PartRegistry:
         with self._lock:
             return sorted(self._parts.values(), key=lambda s: s.version)
 
-    def install(self, served: Served) -> None:
-        """Make `served` current; older versions retire once drained."""
+    def part_for(self, split: int, rho: float, method: str) -> Any | None:
+        """A loaded part with this (split, rho~, method), if any: devices with the same plan share it."""
         with self._lock:
+            for s in self._parts.values():
+                if s.split == split and s.method == method and abs(s.rho - rho) <= RHO_TOLERANCE:
+                    return s.part
+        return None
+
+    def install(self, served: Served, live: set[int] | None = None) -> None:
+        """Make `served` current; older versions retire once drained (and, given `live`, once no device uses
+        them: every version in `live` stays)."""
+        with self._lock:
+            self._live = set(live or ())
             if self._current is not None and served.version <= self._current and served.version in self._parts:
                 raise FailedPrecondition(f"config version {served.version} is already installed")
             self._parts[served.version] = served
@@ -68,6 +79,8 @@ class PartRegistry:
     def _collect_locked(self) -> None:
         older = sorted(v for v in self._parts if v != self._current)
         keep = set(older[-self._keep_previous :]) if self._keep_previous else set()
+        if self._live:
+            keep = self._live
         for v in older:
             s = self._parts[v]
             if v not in keep and s.inflight == 0:

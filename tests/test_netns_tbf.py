@@ -209,7 +209,8 @@ def test_upload_throughput_tracks_pinned_power_over_tbf_veth(pair: VethPair, tmp
     try:
         controller = start_in_ns(
             pair.edge_ns, "controller",
-            ["serve", "--host", pair.edge_addr, "--latency-budget-s", "5", "--energy-budget-j", "5"],
+            ["serve", "--host", pair.edge_addr, "--latency-budget-s", "5", "--energy-budget-j", "5",
+             "--state", str(tmp_path / "state.sqlite")],  # its own: the default file may hold others' nodes
             tmp_path, port_flags=("--grpc-port", "0", "--rest-port", "0"))
         procs.append(controller)
         ctrl_addr = f"{pair.edge_addr}:{controller.ports[0]}"

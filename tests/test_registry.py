@@ -73,3 +73,26 @@ def test_a_reinstalled_version_is_refused():
     reg.install(_served(1))
     with pytest.raises(FailedPrecondition, match="already installed"):
         reg.install(_served(1))
+
+
+def test_every_live_version_is_served_and_a_dropped_one_retires_after_its_last_request():
+    """Per-device plans: the server keeps every version a device uses, however many, and only those."""
+    reg = PartRegistry(keep_previous=1)
+    for v in (1, 2, 3, 4):
+        reg.install(_served(v, split=v), live={1, 2, 3, 4})
+    assert _versions(reg) == [1, 2, 3, 4]
+    with reg.lease(version=1, model="minilm", split=1, rho=1.0) as s:
+        reg.install(_served(5, split=2), live={2, 3, 4, 5})  # device of v1 moved to v5
+        assert s.inflight == 1 and _versions(reg) == [1, 2, 3, 4, 5]  # v1 still runs a request
+    assert _versions(reg) == [2, 3, 4, 5]
+    with reg.lease(version=2, model="minilm", split=2, rho=1.0) as s:
+        assert s.version == 2
+
+
+def test_devices_with_the_same_split_ratio_and_method_share_one_part():
+    reg = PartRegistry()
+    a = _served(1, split=3)
+    reg.install(a, live={1})
+    assert reg.part_for(3, 1.0, "structured-magnitude") is a.part
+    assert reg.part_for(3, 0.5, "structured-magnitude") is None
+    assert reg.part_for(2, 1.0, "structured-magnitude") is None

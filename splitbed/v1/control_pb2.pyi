@@ -57,7 +57,7 @@ class Prediction(_message.Message):
     def __init__(self, t_device_s: _Optional[float] = ..., t_upload_s: _Optional[float] = ..., t_server_s: _Optional[float] = ..., latency_s: _Optional[float] = ..., e_device_j: _Optional[float] = ..., e_upload_j: _Optional[float] = ..., e_server_j: _Optional[float] = ..., energy_j: _Optional[float] = ..., rate_bps: _Optional[float] = ..., log2_distortion_bound: _Optional[float] = ...) -> None: ...
 
 class Config(_message.Message):
-    __slots__ = ("version", "model", "method", "encoding", "knobs", "predicted", "reason", "reprofile")
+    __slots__ = ("version", "model", "method", "encoding", "knobs", "predicted", "reason", "reprofile", "device_id", "live_versions", "period_s", "slot_offset_s")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,10 @@ class Config(_message.Message):
     PREDICTED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     REPROFILE_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIVE_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_S_FIELD_NUMBER: _ClassVar[int]
+    SLOT_OFFSET_S_FIELD_NUMBER: _ClassVar[int]
     version: int
     model: str
     method: str
@@ -74,7 +78,11 @@ class Config(_message.Message):
     predicted: Prediction
     reason: str
     reprofile: bool
-    def __init__(self, version: _Optional[int] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., encoding: _Optional[str] = ..., knobs: _Optional[_Union[Knobs, _Mapping]] = ..., predicted: _Optional[_Union[Prediction, _Mapping]] = ..., reason: _Optional[str] = ..., reprofile: _Optional[bool] = ...) -> None: ...
+    device_id: str
+    live_versions: _containers.RepeatedScalarFieldContainer[int]
+    period_s: float
+    slot_offset_s: float
+    def __init__(self, version: _Optional[int] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., encoding: _Optional[str] = ..., knobs: _Optional[_Union[Knobs, _Mapping]] = ..., predicted: _Optional[_Union[Prediction, _Mapping]] = ..., reason: _Optional[str] = ..., reprofile: _Optional[bool] = ..., device_id: _Optional[str] = ..., live_versions: _Optional[_Iterable[int]] = ..., period_s: _Optional[float] = ..., slot_offset_s: _Optional[float] = ...) -> None: ...
 
 class SplitCost(_message.Message):
     __slots__ = ("split", "device_flops", "server_flops", "device_params", "server_params", "payload_bits")
