@@ -50,6 +50,7 @@ class ControlClient:
         self.stub = control_pb2_grpc.ControlServiceStub(self._channel)
         self.version = 0
         self.first_config = asyncio.Event()
+        self._profile: control_pb2.NodeProfile | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -76,16 +77,19 @@ class ControlClient:
             delay = min(delay * 2, self._backoff[1])
 
     async def _session(self) -> None:
-        profile = await self.node.profile()
+        # A reconnect re-attaches with the profile measured before: the controller kept it (its state file),
+        # so an unchanged node is not re-planned, and it asks for a new measurement when it wants one.
+        if self._profile is None:
+            self._profile = await self.node.profile()
         await self.stub.Register(control_pb2.RegisterRequest(
-            node_id=self.node_id, role=cast(Any, self.role), profile=profile, address=self._serve_address,
+            node_id=self.node_id, role=cast(Any, self.role), profile=self._profile, address=self._serve_address,
             applied_version=self.version), timeout=self._timeout_s)
         stream = self.stub.WatchConfig(control_pb2.WatchConfigRequest(node_id=self.node_id,
                                                                       known_version=self.version))
         async for config in stream:
             if config.reprofile:
-                profile = await self.node.profile()
-                await self.report({}, {}, profile=profile)
+                self._profile = await self.node.profile()
+                await self.report({}, {}, profile=self._profile)
                 continue
             if config.version <= self.version:
                 continue
