@@ -20,6 +20,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from controller.auth import NODE_ID, Authority, Principal, check_node_id
 from splitbed import errors
 
+# A refused body is read and dropped up to this size before the 413 goes out: closing with unread
+# bytes makes the kernel send a reset, and the client never sees the answer. Memory stays flat.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
 
 class BodyLimit:
     """ASGI middleware: a request body over `max_bytes` gets 413 before any handler sees it."""
@@ -34,6 +38,7 @@ class BodyLimit:
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._drain(receive)
             await self._reject(send)
             return
         chunks, size, more = [], 0, True
@@ -44,6 +49,8 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
+                if message.get("more_body", False):
+                    await self._drain(receive)
                 await self._reject(send)
                 return
             chunks.append(chunk)
@@ -58,6 +65,15 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _drain(self, receive: Receive) -> None:
+        """Read and drop what the client is still sending (bounded), so it reads the 413 instead of a reset."""
+        dropped = 0
+        while dropped <= DRAIN_LIMIT_BYTES:
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                return
+            dropped += len(message.get("body", b""))
 
     async def _reject(self, send: Send) -> None:
         body = (b'{"detail": "request body larger than %d bytes (max_body_bytes)", "error": "PayloadTooLarge"}'

@@ -370,6 +370,10 @@ def _expose(paths: list[Path]) -> list[str]:
     return script
 
 
+def _covers_checkout(mount: str) -> bool:
+    return any(Path(p).resolve().is_relative_to(mount) for p in (km.ROOT, sys.prefix, sys.base_prefix))
+
+
 def _sandboxed(c: km.Container, env: dict[str, str], work: Path) -> subprocess.Popen[bytes]:
     """Run the container's command as it would run in the pod: in a mount namespace whose root is read-only,
     with a fresh writable directory at each emptyDir mount, as the pod's non-root user with no capabilities.
@@ -384,9 +388,14 @@ def _sandboxed(c: km.Container, env: dict[str, str], work: Path) -> subprocess.P
         script += [f"mkdir -p /mnt/.src/{m['name']}", f"mount --bind {host} /mnt/.src/{m['name']}"]
     script += _expose([Path(sys.base_prefix), Path(sys.prefix), km.ROOT])
     for m in c.spec["volumeMounts"]:
-        path = m["mountPath"] if Path(m["mountPath"]).is_dir() else "/mnt" + m["mountPath"]
-        if path != m["mountPath"]:
-            env = {k: v.replace(m["mountPath"], path) for k, v in env.items()}
+        mount = m["mountPath"]
+        # A mount over this checkout or its interpreter (e.g. /tmp when the clone lives there) moves too.
+        path = mount if Path(mount).is_dir() and not _covers_checkout(mount) else "/mnt" + mount
+        if path != mount:
+            env = {k: path + v[len(mount):] if k not in IMAGE_ENV and (v == mount or v.startswith(mount + "/"))
+                   else v for k, v in env.items()}
+            if mount == "/tmp":
+                env["TMPDIR"] = path  # what the pod's writable /tmp is for
             script.append(f"mkdir -p {path}")
         script.append(f"mount --bind /mnt/.src/{m['name']} {path}")
     # Last: bind mounts made from a read-only mount would be read-only too.
