@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,3 +132,21 @@ def start_controller(extra: Sequence[str] = (), tls: TlsFiles | None = None,
     state = [] if "--state" in extra else ["--state", tempfile.mktemp(prefix="splitbed-state-", suffix=".sqlite")]
     return start("controller", ["serve", "--host", "127.0.0.1", *state, *extra],
                  port_flags=("--grpc-port", "0", "--rest-port", "0"), tls=tls, env=env)
+
+
+@contextlib.contextmanager
+def controller_and_edge(controller_args: Sequence[str],
+                        start_edge_under: Callable[[Proc], Proc]) -> Iterator[tuple[Proc, Proc]]:
+    """A controller and an edge server registered with it; both stopped on exit (the controller too if the
+    edge fails to start)."""
+    controller = start_controller(controller_args)
+    try:
+        edge = start_edge_under(controller)
+    except BaseException:
+        controller.stop()
+        raise
+    try:
+        yield controller, edge
+    finally:
+        edge.stop()
+        controller.stop()

@@ -23,7 +23,7 @@ from device_agent.runner import DeviceRunner
 from device_agent.settings import AgentSettings
 from splitbed.control_client import ControlClient
 from splitbed.v1 import control_pb2
-from tests.launch import start, start_controller
+from tests.launch import Proc, controller_and_edge, start
 
 TEXTS = ["Beautiful is better than ugly.", "Readability counts.", "Errors should never pass silently."]
 PROFILES = {"dev-pd": "paper-device", "dev-pi": "raspberry-pi-4"}
@@ -31,17 +31,13 @@ PROFILES = {"dev-pd": "paper-device", "dev-pi": "raspberry-pi-4"}
 
 @pytest.fixture(scope="module")
 def system():
-    controller = start_controller(["--latency-budget-s", "0.12", "--energy-budget-j", "2"])
-    try:
-        edge = start("edge_server", ["serve", "--host", "127.0.0.1", "--controller", controller.address,
-                                     "--clock", "emulated", "--clock-profile", "paper-device", "--node-id", "edge-m"],
+    def edge_under(c: Proc) -> Proc:
+        return start("edge_server", ["serve", "--host", "127.0.0.1", "--controller", c.address, "--clock",
+                                     "emulated", "--clock-profile", "paper-device", "--node-id", "edge-m"],
                      threads=2)
-    except BaseException:
-        controller.stop()
-        raise
-    yield controller, edge
-    edge.stop()
-    controller.stop()
+
+    with controller_and_edge(["--latency-budget-s", "0.12", "--energy-budget-j", "2"], edge_under) as pair:
+        yield pair
 
 
 async def _agent(controller: Any, edge: Any, node_id: str) -> tuple[DeviceRunner, ControlClient]:

@@ -13,7 +13,7 @@ from device_agent.runner import DeviceRunner
 from device_agent.settings import AgentSettings
 from splitbed.control_client import ControlClient
 from splitbed.v1 import control_pb2
-from tests.launch import start_controller, start_edge
+from tests.launch import controller_and_edge, start_edge
 
 TEXTS = ["Beautiful is better than ugly.", "Explicit is better than implicit.", "Simple is better than complex.",
          "Heap queue algorithm (a.k.a. priority queue).", "Text wrapping and filling."]
@@ -21,16 +21,11 @@ TEXTS = ["Beautiful is better than ugly.", "Explicit is better than implicit.", 
 
 @pytest.fixture(scope="module")
 def system():
-    controller = start_controller(["--latency-budget-s", "0.5", "--energy-budget-j", "1.0",
-                                   "--rho-min-device", "0.5", "--rho-min-server", "0.5"])
-    try:
-        edge = start_edge(3, extra=["--controller", controller.address, "--node-id", "edge-test"])
-    except BaseException:
-        controller.stop()
-        raise
-    yield controller, edge
-    edge.stop()
-    controller.stop()
+    args = ["--latency-budget-s", "0.5", "--energy-budget-j", "1.0", "--rho-min-device", "0.5",
+            "--rho-min-server", "0.5"]
+    with controller_and_edge(args, lambda c: start_edge(3, extra=["--controller", c.address, "--node-id",
+                                                                   "edge-test"])) as pair:
+        yield pair
 
 
 async def _agent(controller, edge) -> tuple[DeviceRunner, ControlClient]:

@@ -23,7 +23,7 @@ from splitbed.control_client import ControlClient
 from splitbed.model import load_full_model, resolve_model
 from splitbed.side.profile import split_costs
 from splitbed.v1 import control_pb2
-from tests.launch import start_controller, start_edge
+from tests.launch import controller_and_edge, start_edge
 
 TEXT = "Errors should never pass silently, unless explicitly silenced."
 
@@ -38,15 +38,10 @@ def test_profile_has_no_payload_at_the_last_split():
 
 @pytest.fixture(scope="module")
 def system():
-    controller = start_controller(["--latency-budget-s", "2", "--energy-budget-j", "2"])
-    try:
-        edge = start_edge(3, extra=["--controller", controller.address, "--node-id", "edge-ondev"])
-    except BaseException:
-        controller.stop()
-        raise
-    yield controller, edge
-    edge.stop()
-    controller.stop()
+    with controller_and_edge(["--latency-budget-s", "2", "--energy-budget-j", "2"],
+                             lambda c: start_edge(3, extra=["--controller", c.address, "--node-id", "edge-ondev"])
+                             ) as pair:
+        yield pair
 
 
 def test_plan_at_last_split_uploads_nothing(system):

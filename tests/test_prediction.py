@@ -17,7 +17,7 @@ import asyncio
 
 import pytest
 
-from tests.launch import start, start_controller
+from tests.launch import Proc, controller_and_edge, start
 from tests.prediction_run import PLANS, run_plans
 
 # Every plan at the length the server used to profile at; three plans at the others, to keep the test short.
@@ -27,17 +27,12 @@ TOLERANCE, SLACK_S = 0.15, 0.010
 
 @pytest.fixture(scope="module")
 def system():
-    controller = start_controller(["--latency-budget-s", "2", "--energy-budget-j", "2"])
-    try:
-        edge = start("edge_server", ["serve", "--host", "127.0.0.1", "--controller", controller.address,
-                                     "--clock", "emulated", "--clock-profile", "edge-cpu", "--node-id", "edge-p"],
-                     threads=2)
-    except BaseException:
-        controller.stop()
-        raise
-    yield controller, edge
-    edge.stop()
-    controller.stop()
+    def edge_under(c: Proc) -> Proc:
+        return start("edge_server", ["serve", "--host", "127.0.0.1", "--controller", c.address, "--clock",
+                                     "emulated", "--clock-profile", "edge-cpu", "--node-id", "edge-p"], threads=2)
+
+    with controller_and_edge(["--latency-budget-s", "2", "--energy-budget-j", "2"], edge_under) as pair:
+        yield pair
 
 
 @pytest.mark.parametrize("seq_len", list(LENGTHS))
