@@ -199,6 +199,23 @@ def _goodput_bps(record: dict[str, Any]) -> float:
     return 8 * record["payload_bytes"] / record["timings"]["transfer_s"]
 
 
+def _controlled_system(pair: VethPair, tmp_path: Path, procs: list[NsProc]) -> tuple[str, Driver]:
+    """Controller and edge server in the edge namespace, the agent driver in the device one: (REST URL, driver).
+    Each controller keeps its own state file (tests.launch.child_env sets CONTROLLER_STATE)."""
+    controller = start_in_ns(
+        pair.edge_ns, "controller",
+        ["serve", "--host", pair.edge_addr, "--latency-budget-s", "5", "--energy-budget-j", "5"],
+        tmp_path, port_flags=("--grpc-port", "0", "--rest-port", "0"))
+    procs.append(controller)
+    ctrl_addr = f"{pair.edge_addr}:{controller.ports[0]}"
+    edge = start_in_ns(pair.edge_ns, "edge_server",
+                       ["serve", "--host", pair.edge_addr, "--split", str(SPLIT), "--controller", ctrl_addr,
+                        "--node-id", "edge-netns"], tmp_path)
+    procs.append(edge)
+    return f"http://{pair.edge_addr}:{controller.ports[1]}", Driver(pair, f"{pair.edge_addr}:{edge.ports[0]}",
+                                                                     ctrl_addr, tmp_path)
+
+
 @pytest.mark.root
 @pytest.mark.slow
 def test_upload_throughput_tracks_pinned_power_over_tbf_veth(pair: VethPair, tmp_path: Path) -> None:
@@ -207,19 +224,7 @@ def test_upload_throughput_tracks_pinned_power_over_tbf_veth(pair: VethPair, tmp
     procs: list[NsProc] = []
     driver: Driver | None = None
     try:
-        controller = start_in_ns(
-            pair.edge_ns, "controller",
-            ["serve", "--host", pair.edge_addr, "--latency-budget-s", "5", "--energy-budget-j", "5",
-             "--state", str(tmp_path / "state.sqlite")],  # its own: the default file may hold others' nodes
-            tmp_path, port_flags=("--grpc-port", "0", "--rest-port", "0"))
-        procs.append(controller)
-        ctrl_addr = f"{pair.edge_addr}:{controller.ports[0]}"
-        rest = f"http://{pair.edge_addr}:{controller.ports[1]}"
-        edge = start_in_ns(pair.edge_ns, "edge_server",
-                           ["serve", "--host", pair.edge_addr, "--split", str(SPLIT), "--controller", ctrl_addr,
-                            "--node-id", "edge-netns"], tmp_path)
-        procs.append(edge)
-        driver = Driver(pair, f"{pair.edge_addr}:{edge.ports[0]}", ctrl_addr, tmp_path)
+        rest, driver = _controlled_system(pair, tmp_path, procs)
         ready = driver.next_event(240)
         assert ready["event"] == "ready" and ready["version"] >= 1
 
@@ -281,18 +286,7 @@ def test_channel_step_triggers_exactly_one_drift_replan(pair: VethPair, tmp_path
     procs: list[NsProc] = []
     driver: Driver | None = None
     try:
-        controller = start_in_ns(
-            pair.edge_ns, "controller",
-            ["serve", "--host", pair.edge_addr, "--latency-budget-s", "5", "--energy-budget-j", "5"],
-            tmp_path, port_flags=("--grpc-port", "0", "--rest-port", "0"))
-        procs.append(controller)
-        ctrl_addr = f"{pair.edge_addr}:{controller.ports[0]}"
-        rest = f"http://{pair.edge_addr}:{controller.ports[1]}"
-        edge = start_in_ns(pair.edge_ns, "edge_server",
-                           ["serve", "--host", pair.edge_addr, "--split", str(SPLIT), "--controller", ctrl_addr,
-                            "--node-id", "edge-netns"], tmp_path)
-        procs.append(edge)
-        driver = Driver(pair, f"{pair.edge_addr}:{edge.ports[0]}", ctrl_addr, tmp_path)
+        rest, driver = _controlled_system(pair, tmp_path, procs)
         assert driver.next_event(240)["event"] == "ready"
         status, plan = ns_http(pair.edge_ns, "PUT", f"{rest}/v1/pins", {"power_w": power, "split": SPLIT})
         assert status == 200, plan
