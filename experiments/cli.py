@@ -13,11 +13,26 @@ from pathlib import Path
 from experiments.progress import console
 
 FIGURES = ("fig3", "fig4", "fig5", "fig6")
+ATTACH_HELP = """\
+attach mode (--mode live --controller URL): the driver still launches its own device agent (node id device-0,
+paper-device clock, paced uplink) and registers it over gRPC at CONTROLLER_GRPC (default: URL's host, port
+50052), then sets budget and pins per point over REST. What REST cannot set is checked, and the run stops
+naming any mismatch. Start the two processes as the self-started testbed does, e.g.:
+  controller serve --grpc-port 50052 --rest-port 8080 --method structured-magnitude \\
+      --encoding fp16 --rho-min-device 0.3 --rho-min-server 0.3
+  edge-server serve --controller 127.0.0.1:50052 --model minilm --clock emulated \\
+      --clock-profile edge-cpu --pue 2 --power-coeff 1e-28 --profile-seq-len 64
+  experiments run fig6 --mode live --controller http://127.0.0.1:8080
+One pruning method per controller (--method structured-random for the random panels: run those with a
+sweep file, live.methods: [random]); no other live device agent may be registered. The controller's budget
+and pins are put back when the run ends.
+"""
 
 
 def _run(args: argparse.Namespace) -> int:
     from experiments.config import SweepConfig, builtin
     from experiments.run import close_testbeds, run_sweep
+    from experiments.testbed import AttachMismatch
 
     if args.config:
         configs = [SweepConfig.load(args.config)]
@@ -34,6 +49,10 @@ def _run(args: argparse.Namespace) -> int:
         for cfg in configs:
             run_sweep(cfg, out, mode=args.mode, resume=args.resume, controller_url=args.controller,
                       quick=args.quick)
+    except AttachMismatch as exc:
+        console.print(f"experiments run --controller {args.controller}: {exc}", style="red", highlight=False,
+                      markup=False, soft_wrap=True)
+        return 3
     finally:
         close_testbeds()
     console.print(f"[green]done in {time.perf_counter() - t0:.0f} s; results in {out}/")
@@ -52,16 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="experiments", description="the paper's figures (Sec. VI) on the testbed")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run one figure's sweep (or all, or a sweep file)")
+    run = sub.add_parser("run", help="run one figure's sweep (or all, or a sweep file)", epilog=ATTACH_HELP,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("name", nargs="?", default=None, help="fig3 | fig4 | fig5 | fig6 | all")
     run.add_argument("--config", help="a sweep file (YAML or JSON; see examples/sweep.yaml)")
     run.add_argument("--out", default="results", help="folder for the CSVs (default results/)")
     run.add_argument("--quick", action="store_true", help="few points, at most 20 requests each")
     run.add_argument("--resume", action="store_true", help="keep finished points and skip them")
     run.add_argument("--mode", choices=("modelled", "live", "both"), default="both")
-    run.add_argument("--controller", default=None,
-                     help="attach to a running controller at this REST URL (its edge server and agent settings "
-                          "are then the user's)")
+    run.add_argument("--controller", default=None, metavar="URL",
+                     help="attach to a running controller at this REST URL and its edge server instead of "
+                          "starting them (see below)")
     run.set_defaults(handler=_run)
     rep = sub.add_parser("report", help="write docs/results.md and its figures from the CSVs")
     rep.add_argument("--out", default="results", help="folder the CSVs are in (default results/)")

@@ -9,6 +9,7 @@ was served with) give the measured latency, energy, and the embeddings scored ag
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ import numpy as np
 from experiments import retrieval
 from experiments.config import LiveSpec
 from experiments.points import Point
-from experiments.testbed import HUGE_ENERGY_J, HUGE_LATENCY_S, Testbed
+from experiments.testbed import DEVICE_ID, HUGE_ENERGY_J, HUGE_LATENCY_S, Testbed
 
 logger = logging.getLogger(__name__)
 # "Unbounded" for the minimal-budget solves: loose enough never to bind, tight enough for the conic solver.
@@ -51,19 +52,19 @@ def problem_from_nodes(tb: Testbed, lv: LiveSpec, split: int, t0: float, e0: flo
     it shows on `GET /v1/nodes` and the model's split table."""
     from splitbed.model import payload_bytes, resolve_model, split_table
 
-    dev, srv = tb.nodes("device")[0]["profile"], tb.nodes("server")[0]["profile"]
+    dev, srv = tb.device()["profile"], tb.server()["profile"]
     src = resolve_model(lv.model)
 
-    def proc(p: dict[str, Any]) -> dict[str, float]:
+    def proc(p: dict[str, Any], seq_len: int = 0) -> dict[str, float]:
         c = p["compute"]
         return {"f_max_hz": c["f_max_hz"], "f_min_hz": min(c.get("f_min_hz", 0.0), c["f_max_hz"]),
-                "flops_per_cycle": c["flops_per_cycle"], "pue": c.get("pue") or 1.0,
+                "flops_per_cycle": flops_per_cycle_at(c, seq_len), "pue": c.get("pue") or 1.0,
                 "power_coeff": c.get("power_coeff") or 1e-28}
 
     link = dev["link"]
     t = next(s for s in split_table(src, lv.seq_len) if s.split == split)
     return {
-        "device": proc(dev), "server": proc(srv),
+        "device": proc(dev), "server": proc(srv, lv.seq_len),
         "link": {"bandwidth_hz": link["bandwidth_hz"], "noise_psd_w_per_hz": link["noise_psd_w_per_hz"],
                  "gain": link["gain"], "p_max_w": link["p_max_w"]},
         "budget": {"latency_s": t0, "energy_j": e0},
@@ -72,6 +73,27 @@ def problem_from_nodes(tb: Testbed, lv: LiveSpec, split: int, t0: float, e0: flo
                     "device_params": float(t.device_prunable), "server_params": float(t.server_prunable),
                     "payload_bits": 8.0 * payload_bytes(src.hidden_size, lv.seq_len, lv.encoding)}],
     }
+
+
+def flops_per_cycle_at(compute: dict[str, Any], seq_len: int) -> float:
+    """FLOPs per cycle at `seq_len` as the controller plans it (`controller.seq_curve`): from the node's
+    FLOP/s-against-length curve (log2-linear between the nearest measured lengths), else the profile's c."""
+    pts = sorted((int(p["seq_len"]), float(p["achieved_flops_per_s"])) for p in compute.get("flops_by_seq_len") or []
+                 if int(p.get("seq_len", 0)) > 0 and float(p.get("achieved_flops_per_s", 0)) > 0)
+    clock = float(compute.get("clock_hz") or 0.0)
+    if not pts or seq_len <= 0 or clock <= 0:
+        return float(compute["flops_per_cycle"])
+    lens = [n for n, _ in pts]
+    i = bisect.bisect_left(lens, seq_len)
+    if i < len(lens) and lens[i] == seq_len:
+        achieved = pts[i][1]
+    elif i in (0, len(pts)):
+        achieved = pts[min(i, len(pts) - 1)][1]
+    else:
+        (n0, a0), (n1, a1) = pts[i - 1], pts[i]
+        w = (math.log2(seq_len) - math.log2(n0)) / (math.log2(n1) - math.log2(n0))
+        achieved = a0 + w * (a1 - a0)
+    return achieved / clock
 
 
 def _minimal_budgets(tb: Testbed, problem: dict[str, Any]) -> tuple[float, float]:
@@ -134,7 +156,7 @@ def scheme_pins(tb: Testbed, scheme: str, split: int) -> dict[str, float]:
     if scheme == "fixed-power":
         pins["power_w"] = tb.live.link.p_max_w
     elif scheme == "fixed-clocks":
-        dev, srv = tb.nodes("device")[0], tb.nodes("server")[0]
+        dev, srv = tb.device(), tb.server()
         pins["freq_device_hz"] = float(dev["profile"]["compute"]["f_max_hz"])
         pins["freq_server_hz"] = float(srv["profile"]["compute"]["f_max_hz"])
     elif scheme == "prune-device-only":
@@ -147,20 +169,36 @@ def scheme_pins(tb: Testbed, scheme: str, split: int) -> dict[str, float]:
 
 
 def set_point(tb: Testbed, pins: dict[str, float], t0: float, e0: float) -> tuple[str, dict[str, Any]]:
-    """Pins then budget through REST; ('optimal', plan) or ('infeasible', the 409 answer)."""
+    """Pins then budget through REST; ('optimal', plan) or (the solver's status, its answer) when the controller
+    refused the point. A refusal without a solver's answer (no live device or server, profiles that make no
+    problem, pins outside the system) is no property of the point: it is raised, naming the controller's reason."""
     code, body = tb.put("/v1/pins", pins)
-    if code == 409:
+    if code == 409 and _answer(code, body, "PUT /v1/pins"):
         # The pins may be infeasible only under the previous point's budget: loosen it, pin, then tighten.
         code, body = tb.put("/v1/budget", {"latency_s": HUGE_LATENCY_S, "energy_j": HUGE_ENERGY_J})
+        _answer(code, body, "PUT /v1/budget")
         code, body = tb.put("/v1/pins", pins)
         if code != 200:
-            return "infeasible", body.get("answer") or {}
+            ans = _answer(code, body, "PUT /v1/pins")
+            return str(ans.get("status") or "infeasible"), ans
+    elif code != 200:
+        raise RuntimeError(f"PUT /v1/pins {pins} -> {code}: {body}")
     code, body = tb.put("/v1/budget", {"latency_s": t0, "energy_j": e0})
     if code == 409:
-        return "infeasible", body.get("answer") or {}
+        ans = _answer(code, body, "PUT /v1/budget")
+        return str(ans.get("status") or "infeasible"), ans
     if code != 200:
         raise RuntimeError(f"PUT /v1/budget -> {code}: {body}")
     return "optimal", body
+
+
+def _answer(code: int, body: dict[str, Any], what: str) -> dict[str, Any]:
+    """The solver's answer a 409 carries; a 409 without one is the controller unable to plan at all."""
+    ans = body.get("answer") if isinstance(body, dict) else None
+    if code == 409 and not ans:
+        raise RuntimeError(f"{what} -> 409 without a solver answer, so the controller cannot plan at all: "
+                           f"{body.get('detail') if isinstance(body, dict) else body}")
+    return ans or {}
 
 
 def _rel(measured: float, predicted: float | None) -> float | None:
@@ -220,9 +258,10 @@ class LiveRunner:
         self.n = 0
         self.total_prunable = total_prunable(tb.live)
 
-    def ensure_device(self) -> None:
-        """The controller plans only once an agent has registered: the first run registers one."""
-        if not self.tb.nodes("device"):
+    def ensure_device(self, force: bool = False) -> None:
+        """The controller plans only once an agent has registered (and not gone stale): a short run registers
+        the driver's agent (`force`: even if one is listed, so that its profile is this sweep's)."""
+        if force or not any(n["node_id"] == DEVICE_ID for n in self.tb.nodes("device")):
             warm = self.workdir / "texts-warm.txt"
             warm.write_text(self.task.texts[0].replace("\n", " ") + "\n", encoding="utf-8")
             self.tb.run_agent(warm, self.workdir / "warm.jsonl")
@@ -244,7 +283,7 @@ class LiveRunner:
         pins = measured_pins if measured_pins is not None else scheme_pins(self.tb, point.scheme, point.split)
         status, body = set_point(self.tb, pins, point.latency_budget_s, point.energy_budget_j)
         if status != "optimal":
-            row.update({"status": "infeasible", "min_latency_s": body.get("min_latency_s"),
+            row.update({"status": status, "min_latency_s": body.get("min_latency_s"),
                         "min_energy_j": body.get("min_energy_j")})
             return row
         version = int(body["version"])
@@ -256,7 +295,7 @@ class LiveRunner:
         records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
         version = self.replanned_version(records, version, row)
         row.update(measure(records, version, self.task, self.dense))
-        dev = self.tb.nodes("device")[0]
+        dev = self.tb.device()
         applied = dev.get("applied") or {}
         row.update({"applied_rho_device": applied.get("rho_device"),
                     "applied_freq_device_hz": applied.get("freq_device_hz"),

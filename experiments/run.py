@@ -104,6 +104,13 @@ def run_live(cfg: SweepConfig, store: ResultFile, done: set[tuple[str, ...]], co
     todo = [p for p in points if key_of(p.row(), store.key) not in done]
     if not todo:
         return
+    methods = sorted({p.method for p in todo})
+    if controller_url and len(methods) > 1:
+        from experiments.testbed import AttachMismatch
+
+        raise AttachMismatch(f"{cfg.name} live runs the pruning methods {', '.join(methods)}, but an attached "
+                             "controller pushes the one it was started with (--method): run one method per "
+                             "controller with a sweep file (`--config`, live.methods: [METHOD])")
     task = retrieval.build_task(lv.requests_per_point)
     console.print(f"{cfg.name} live: {lv.model} at {lv.seq_len} tokens = {flops / 1e9:.3f} GFLOPs; "
                   f"{len(task.texts)} requests per point; budgets scaled by {lv.budget_scale}")
@@ -128,7 +135,13 @@ def _run_method(cfg: SweepConfig, method: str, batch: list[Point], store: Result
     tb = _testbed(lv, prune_method(lv, method), controller_url, tr)
     try:
         runner = LiveRunner(tb, task, dense, tb.workdir)
-        runner.ensure_device()
+        if controller_url:
+            from experiments import attach
+
+            # The driver's agent registers afresh (its profile is this sweep's), then the system is checked.
+            attach.prepare(tb, lv, lambda: runner.ensure_device(force=True))
+        else:
+            runner.ensure_device()
         s_t, s_e, how = budget_scales(tb, lv, load_base(cfg.modelled.problem), live_fixed_split(cfg, n_layers),
                                       cfg.modelled.split)
         note = {"figure": cfg.name, "method": method, "prune_method": tb.method, "budget_scale": how,

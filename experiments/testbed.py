@@ -25,6 +25,17 @@ from experiments.config import ROOT, LiveSpec
 logger = logging.getLogger(__name__)
 HUGE_LATENCY_S = 1e3
 HUGE_ENERGY_J = 1e3
+# The live setting's fixed parts: the node id the driver's agent registers under, and each side's energy
+# constants (an attached edge server must run with the same; experiments/attach.py checks it).
+DEVICE_ID = "device-0"
+SERVER_PUE = 2.0
+SERVER_POWER_COEFF = 1e-28
+DEVICE_PUE = 1.0
+DEVICE_POWER_COEFF = 5e-29
+
+
+class AttachMismatch(RuntimeError):
+    """Attach mode: the running controller or edge server is not started as the sweep's live setting needs."""
 
 
 def child_env(threads: int = 1) -> dict[str, str]:
@@ -89,6 +100,8 @@ class Testbed:
     # Set after the emulated clock refused a profile because a loaded host measured slower than it: the
     # check is then passed this figure (the profile's peak x 1.5) and the run says so.
     host_flops_override: float | None = None
+    # Attached to a user's controller: its budget and pins before the sweep, put back when the sweep ends.
+    attached_state: dict[str, Any] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, attempts: int = 3) -> None:
@@ -127,7 +140,8 @@ class Testbed:
         edge = spawn("edge", "edge_server",
                      ["serve", "--host", "127.0.0.1", "--port", "0", "--port-file", str(pf), "--model", lv.model,
                       "--controller", self.control_address, "--clock", "emulated", "--clock-profile",
-                      lv.server_clock_profile, "--pue", "2.0", "--power-coeff", "1e-28", "--profile-seq-len",
+                      lv.server_clock_profile, "--pue", str(SERVER_PUE), "--power-coeff", str(SERVER_POWER_COEFF),
+                      "--profile-seq-len",
                       str(lv.seq_len), "--node-id", "edge-0", "--threads", "1", "--log-level", "WARNING",
                       *self.host_flags()], self.workdir)
         self.children.append(edge)
@@ -136,14 +150,51 @@ class Testbed:
         self.wait(lambda: any(n["role"] == "server" for n in self.get("/v1/nodes")), 300, "the edge server to register")
 
     def attach(self, url: str) -> None:
+        """Use a running controller (REST `url`) and the one edge server registered with it; what they must
+        be started with is checked by `experiments.attach.verify` once the driver's agent has registered."""
         self.url = url.rstrip("/")
-        servers = [n for n in self.get("/v1/nodes") if n["role"] == "server"]
-        if not servers:
-            raise RuntimeError(f"controller {url} has no edge server registered")
+        try:
+            nodes = self.get("/v1/nodes")
+        except httpx.HTTPError as exc:
+            raise AttachMismatch(f"no controller REST API at {self.url}: {exc}") from None
+        servers = [n for n in nodes if n["role"] == "server" and not n.get("stale")]
+        if len(servers) != 1:
+            stale = [n["node_id"] for n in nodes if n["role"] == "server" and n.get("stale")]
+            raise AttachMismatch(
+                f"controller {self.url} has {len(servers)} live edge servers registered "
+                f"({', '.join(n['node_id'] for n in servers) or 'none'}; stale: {', '.join(stale) or 'none'}); "
+                "attach mode needs exactly one: start one with `edge-server serve --controller HOST:GRPC_PORT` "
+                "(see `experiments run --help`)")
         self.edge_address = servers[0]["address"]
+        plan = self.get("/v1/plan")
+        self.attached_state = {"budget": plan["budget"], "pins": self.get("/v1/pins")}
         # REST does not show the controller's gRPC address; the caller sets it (CONTROLLER_GRPC or port 50052).
 
+    def restore_attached(self) -> None:
+        """Put the attached controller's budget and pins back as the user left them (best effort)."""
+        state, self.attached_state = self.attached_state, None
+        if state is None:
+            return
+        try:
+            plan = self.get("/v1/plan")
+            if plan["budget"] == state["budget"] and plan["pins"] == state["pins"]:
+                return
+            self.put("/v1/budget", {"latency_s": HUGE_LATENCY_S, "energy_j": HUGE_ENERGY_J})
+            # GET /v1/pins shows every knob as a float; PUT takes the split as an integer.
+            pins = {k: int(v) if k == "split" else v for k, v in state["pins"].items()}
+            code, body = self.put("/v1/pins", pins) if pins else (200, None)
+            if not pins:
+                self.http.delete(self.url + "/v1/pins").raise_for_status()
+            if code == 200:
+                code, body = self.put("/v1/budget", state["budget"])
+            if code != 200:
+                logger.warning("could not restore the controller's budget %s and pins %s: %s", state["budget"],
+                               pins, body)
+        except (httpx.HTTPError, RuntimeError) as exc:
+            logger.warning("could not restore the controller's budget and pins: %s", exc)
+
     def stop(self) -> None:
+        self.restore_attached()
         self.stop_children()
         self.http.close()
 
@@ -183,7 +234,21 @@ class Testbed:
         raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
     def nodes(self, role: str) -> list[dict[str, Any]]:
-        return [n for n in self.get("/v1/nodes") if n["role"] == role]
+        """The registered nodes of `role` the controller plans with (stale ones are left out of planning)."""
+        return [n for n in self.get("/v1/nodes") if n["role"] == role and not n.get("stale")]
+
+    def device(self) -> dict[str, Any]:
+        """The driver's own agent as the controller lists it."""
+        for n in self.nodes("device"):
+            if n["node_id"] == DEVICE_ID:
+                return n
+        raise RuntimeError(f"the device agent {DEVICE_ID!r} is not registered (live) with {self.url}")
+
+    def server(self) -> dict[str, Any]:
+        servers = self.nodes("server")
+        if not servers:
+            raise RuntimeError(f"no live edge server is registered with {self.url}")
+        return servers[0]
 
     def wait_server_applied(self, version: int, timeout: float = 300.0) -> None:
         self.wait(lambda: all(n["applied_version"] >= version for n in self.nodes("server")), timeout,
@@ -197,9 +262,9 @@ class Testbed:
             raise RuntimeError("the controller's gRPC address is unknown (attached by REST URL only): pass it as "
                                "CONTROLLER_GRPC=host:port")
         args = ["run", "--server", self.edge_address, "--controller", self.control_address, "--model", lv.model,
-                "--clock", "emulated", "--clock-profile", lv.device_clock_profile, "--pue", "1.0",
-                "--power-coeff", "5e-29", "--seq-len", str(lv.seq_len), "--encoding", lv.encoding,
-                "--texts", str(texts), "--out", str(out), "--node-id", "device-0", "--quiet", "--warmup", "2",
+                "--clock", "emulated", "--clock-profile", lv.device_clock_profile, "--pue", str(DEVICE_PUE),
+                "--power-coeff", str(DEVICE_POWER_COEFF), "--seq-len", str(lv.seq_len), "--encoding", lv.encoding,
+                "--texts", str(texts), "--out", str(out), "--node-id", DEVICE_ID, "--quiet", "--warmup", "2",
                 "--threads", "1", "--p-max-w", str(link.p_max_w), "--bandwidth-hz", str(link.bandwidth_hz),
                 "--noise-psd-w-per-hz", str(link.noise_psd_w_per_hz), "--distance-m", str(link.distance_m),
                 "--k0-db", str(link.k0_db), "--path-loss-exponent", str(link.path_loss_exponent),
