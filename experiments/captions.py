@@ -10,6 +10,16 @@ from typing import Any
 from experiments.plots import f
 
 Rows = list[dict[str, str]]
+ATTACH_HOWTO = (
+    "**On a running system** (`--mode live --controller URL`): the driver attaches to a controller and an edge "
+    "server you started, launches its own device agent (`device-0`, registered over gRPC at `CONTROLLER_GRPC`, "
+    "default the URL's host and port 50052) and steers them over REST; it then puts their budget and pins back. "
+    "What REST cannot set is checked first, and the run stops (exit 3) naming each mismatch. Start them as the "
+    "self-started testbed does: `controller serve --method structured-magnitude --encoding fp16 --rho-min-device "
+    "0.3 --rho-min-server 0.3` and `edge-server serve --controller HOST:50052 --model minilm --clock emulated "
+    "--clock-profile edge-cpu --pue 2 --power-coeff 1e-28 --profile-seq-len 64`; one pruning method per "
+    "controller (`--method structured-random` for the random panels, run with a sweep file), and no other "
+    "device agent registered. `experiments run --help` has the details.")
 BENCHMARKS = ("fixed-power", "fixed-clocks", "prune-device-only", "prune-server-only")
 
 
@@ -31,6 +41,7 @@ def header(manifest: dict[str, Any], notes: dict[str, Any]) -> str:
     lines = ["# Results: the paper's evaluation (Sec. VI, Figs 3-6) on the testbed", ""]
     lines.append("Made by `make experiments` (`experiments run all` then `experiments report`); the CSVs behind every "
                  "figure are in [`docs/results/`](results/). Re-run one figure with `experiments run fig4 --resume`.")
+    lines += ["", ATTACH_HOWTO]
     if quick:
         lines += ["", "**These are QUICK results** (`experiments run all --quick`: few points, at most 20 requests "
                       "per live point), not the full sweep."]
