@@ -238,13 +238,15 @@ class Testbed:
         return [n for n in self.get("/v1/nodes") if n["role"] == role and not n.get("stale")]
 
     def device(self) -> dict[str, Any]:
-        """The driver's own agent as the controller lists it."""
-        for n in self.nodes("device"):
-            if n["node_id"] == DEVICE_ID:
-                return n
-        raise RuntimeError(f"the device agent {DEVICE_ID!r} is not registered (live) with {self.url}")
+        """The driver's own agent as the controller lists it (its profile; it may have gone stale since its
+        last run, which `LiveRunner.ensure_device` mends before the next point)."""
+        for n in self.get("/v1/nodes"):
+            if n["role"] == "device" and n["node_id"] == DEVICE_ID:
+                return dict(n)
+        raise RuntimeError(f"the device agent {DEVICE_ID!r} is not registered with {self.url}")
 
     def server(self) -> dict[str, Any]:
+        """The edge server the controller plans with."""
         servers = self.nodes("server")
         if not servers:
             raise RuntimeError(f"no live edge server is registered with {self.url}")
