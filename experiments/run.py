@@ -111,6 +111,8 @@ def run_live(cfg: SweepConfig, store: ResultFile, done: set[tuple[str, ...]], co
         raise AttachMismatch(f"{cfg.name} live runs the pruning methods {', '.join(methods)}, but an attached "
                              "controller pushes the one it was started with (--method): run one method per "
                              "controller with a sweep file (`--config`, live.methods: [METHOD])")
+    if controller_url:
+        _testbed(lv, prune_method(lv, methods[0]), controller_url, None)  # fail fast, before the model loads
     task = retrieval.build_task(lv.requests_per_point)
     console.print(f"{cfg.name} live: {lv.model} at {lv.seq_len} tokens = {flops / 1e9:.3f} GFLOPs; "
                   f"{len(task.texts)} requests per point; budgets scaled by {lv.budget_scale}")
