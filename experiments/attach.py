@@ -154,6 +154,9 @@ def verify(tb: Testbed, lv: LiveSpec) -> None:
                         "them as a group with the sweep's agent (stop them, or DELETE /v1/nodes/ID)")
     problems += server_problems(tb.server(), lv)
     code, body = tb.put("/v1/budget", {"latency_s": HUGE_LATENCY_S, "energy_j": HUGE_ENERGY_J})
+    if code in (401, 403):
+        raise AttachMismatch(f"the controller at {tb.url} wants a bearer token for REST writes (--token-file): "
+                             "attach mode sends none, so attach to a controller started without one")
     if code != 200:
         raise AttachMismatch(f"the controller at {tb.url} cannot plan even at an unbounded budget: {code} "
                              f"{body.get('detail') if isinstance(body, dict) else body}")
