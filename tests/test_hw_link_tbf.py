@@ -16,6 +16,7 @@ import pytest
 from splitbed.channel import power_for_rate
 from splitbed.errors import NotFound, PermissionDenied, Unavailable
 from splitbed.hw.link import TbfLink, make_link
+from splitbed.hw.link_tbf import DEFAULT_QUEUE_BYTES
 
 B, N0, G = 5e6, 2e-19, 1e-3 * 500 ** -2.8
 
@@ -48,10 +49,10 @@ def test_replace_then_change_exact_command_lines() -> None:
     first = link.set_rate_bps(5_000_000)
     second = link.set_rate_bps(2_000_000)
     assert fake.calls[0] == ["tc", "qdisc", "replace", "dev", "veth0", "root", "tbf",
-                             "rate", "5000000bit", "burst", "6250", "latency", "210ms"]
+                             "rate", "5000000bit", "burst", "6250", "latency", "6711ms"]
     assert fake.calls[1] == ["tc", "-j", "qdisc", "show", "dev", "veth0"]
     assert fake.calls[2] == ["tc", "qdisc", "change", "dev", "veth0", "root", "tbf",
-                             "rate", "2000000bit", "burst", "3028", "latency", "525ms"]
+                             "rate", "2000000bit", "burst", "3028", "latency", "16778ms"]
     assert first.rate_bps == 5e6 and second.rate_bps == 2e6
     assert second.rate_source == "enforced:tc-tbf" and second.backend == "tbf"
 
@@ -68,10 +69,15 @@ def test_apply_maps_power_to_rate_and_runs_in_netns() -> None:
     assert fake.calls[-1] == ["ip", "netns", "exec", "sb-test", "tc", "qdisc", "del", "dev", "va", "root"]
 
 
-def test_latency_is_raised_to_hold_two_gso_packets_at_low_rates() -> None:
+def test_latency_is_raised_until_the_queue_holds_a_whole_tcp_send_buffer() -> None:
+    # A shorter queue drops the tail of an upload TCP sent in one go (alternate uploads at half the rate).
     link = TbfLink("veth0", runner=FakeTc(), latency_ms=50)
-    assert link.latency_for(100e6) == 50  # 50 ms at 100 Mbit/s is 625 kB: enough
-    assert link.latency_for(1e6) == 1049  # 128 KiB at 1 Mbit/s
+    assert link.latency_for(1e9) == 50  # 50 ms at 1 Gbit/s is 6.25 MB: enough
+    assert link.latency_for(10e6) == 3356  # 4 MiB at 10 Mbit/s
+    assert link.latency_for(1e6) == 33555
+    for rate in (0.5e6, 2e6, 10e6, 100e6):
+        assert rate / 8 * link.latency_for(rate) / 1e3 >= DEFAULT_QUEUE_BYTES == 4 * 1024 * 1024
+    assert TbfLink("veth0", runner=FakeTc(), min_queue_bytes=2 * 65536).latency_for(1e6) == 1049
 
 
 def test_operation_not_permitted_is_permission_denied() -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from splitbed.channel import gain_from_distance, power_for_rate, rate_bps
+from splitbed.hw.link_tbf import TbfLink
 from tests.launch import ROOT, child_env
 from tests.netns import (
     NetnsUnavailable,
@@ -299,9 +300,11 @@ def test_channel_step_triggers_exactly_one_drift_replan(pair: VethPair, tmp_path
         assert _drift_replans(rest, pair.edge_ns) == [], static
 
         # The channel gets worse under the agent: the kernel now lets half r(p) through.
-        subprocess.run(["tc", "-n", pair.dev_ns, "qdisc", "change", "dev", pair.dev_if, "root", "tbf", "rate",
-                        f"{round(tbf_rate_bps(pair.dev_ns, pair.dev_if) / 2)}bit", "burst", "5000",
-                        "latency", "400ms"], check=True, timeout=15)
+        # Queue sized as the agent's backend sizes it: a short one would drop uploads, not only slow them.
+        shaped = tbf_rate_bps(pair.dev_ns, pair.dev_if)
+        assert shaped is not None
+        change = TbfLink(pair.dev_if).command("change", shaped / 2)
+        subprocess.run(["tc", "-n", pair.dev_ns, *change[1:]], check=True, timeout=15)
         stepped = time.time()
         driver.send("stream 20")
         after = driver.next_event(120)

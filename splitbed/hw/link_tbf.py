@@ -5,14 +5,20 @@ latency L``; later ones change it live with ``tc qdisc change``; the rate in
 force is read back from ``tc -j qdisc show``. Needs CAP_NET_ADMIN. With
 ``netns`` set every command runs in that network namespace.
 
-Queue size: tbf's queue holds ``rate * latency`` bytes. Interfaces with
-GSO/TSO hand it 64 KiB super-packets that it splits into segments; a queue
-shorter than that drops segments of every burst and a TCP flow then runs at
-55-75 % of the rate (measured on a veth at 5 Mbit/s with 50 ms). So the
-latency passed to tc is raised until the queue holds ``min_queue_bytes``
-(two super-packets by default). ``tc qdisc change`` swaps tbf's fifo and
-drops its backlog: a running TCP flow loses those packets and recovers
-within about a second.
+Queue size: tbf's queue holds ``rate * latency`` bytes, and a packet that
+finds it full is dropped. The rate model has no losses (an upload of theta
+bits takes theta / r(p)), so the queue must hold whatever TCP hands it at
+once, which can be a whole upload: the window grows over earlier uploads
+(BBR even reads the bucket's line-rate bursts as Gbit/s of bandwidth). With a
+128 KiB queue, 196 kB uploads at 10 Mbit/s lost 20-30 segments to tbf every
+other request and took 0.36 s instead of 0.16 s (a lost tail waits for a loss
+probe or a 200 ms RTO). So the latency passed to tc is raised until the queue
+holds ``min_queue_bytes``: 4 MiB by default, Linux's default ``tcp_wmem``
+maximum, the most one TCP socket keeps unacknowledged, so one connection never
+overflows it. (It also covers GSO/TSO's 64 KiB super-packets, which a shorter
+queue drops segments of.) ``tc qdisc change`` swaps tbf's fifo and drops its
+backlog: a running TCP flow loses those packets and recovers within about a
+second.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ NET_ADMIN_HINT = (
 
 # One MTU-sized frame plus headroom: tbf drops packets larger than its burst.
 MIN_BURST_BYTES = 3028
+# Linux's default net.ipv4.tcp_wmem maximum: a send buffer, hence a TCP socket's data in flight, is at most this.
+DEFAULT_QUEUE_BYTES = 4 * 1024 * 1024
 
 
 def tc_error(args: Sequence[str], proc: subprocess.CompletedProcess[str]) -> Exception:
@@ -70,7 +78,7 @@ class TbfLink(LinkBackend):
         netns: str | None = None,
         burst_bytes: int | None = None,
         latency_ms: float = 50.0,
-        min_queue_bytes: int = 2 * 65536,
+        min_queue_bytes: int = DEFAULT_QUEUE_BYTES,
         runner: Runner = run_command,
         tc: str = "tc",
         ip: str = "ip",
