@@ -104,9 +104,9 @@ def kept_expr(make: ParamMaker, sv: StageVars) -> cp.Expression:
     return make("w_device", (), True) * sv.rho + make("w_server", (), True) * sv.rho_s
 
 
-def measured_terms(st: Structure, make: ParamMaker, sv: StageVars, tag: str = "") -> list[cp.Expression]:
+def measured_terms(st: Structure, make: ParamMaker, sv: StageVars, tag: str = "") -> list[cp.Variable]:
     """Epigraph variables of the fitted distortion per side, max_j(icept_j - negslope_j rho)."""
-    terms: list[cp.Expression] = []
+    terms: list[cp.Variable] = []
     for side, pieces, ratio in (("device", st.pieces_device, sv.rho), ("server", st.pieces_server, sv.rho_s)):
         if pieces:
             z = cp.Variable(name=f"d_{side}{tag}")

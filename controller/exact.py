@@ -23,6 +23,7 @@ import logging
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -114,17 +115,18 @@ def _snap(value: float, lo: float, hi: float, atol: float = 1e-7) -> float:
     return lo if value - lo <= atol else value
 
 
-def raw_solution(sv: StageVars, task: SplitTask, ts: float, es: float, **extra: Any) -> RawSolution:
-    """The solved stage variables of one pair, back in seconds and joules."""
+def raw_solution(sv: StageVars, task: SplitTask, ts: float, es: float,
+                 read: Callable[[cp.Variable], float] = scalar, **extra: Any) -> RawSolution:
+    """The solved stage variables of one pair, back in seconds and joules (`read` gives a variable's value)."""
 
     def val(d: dict[str, cp.Variable], key: str) -> float:
         v = d.get(key)
-        return max(float(v.value), 0.0) if v is not None and v.value is not None else 0.0
+        return max(read(v), 0.0) if v is not None else 0.0
 
     return RawSolution(
         "optimal",
-        rho=_snap(scalar(sv.rho), task.rho_lo, task.rho_hi),
-        rho_s=_snap(scalar(sv.rho_s), task.rho_s_lo, task.rho_s_hi),
+        rho=_snap(read(sv.rho), task.rho_lo, task.rho_hi),
+        rho_s=_snap(read(sv.rho_s), task.rho_s_lo, task.rho_s_hi),
         t_device=val(sv.t, "device") * ts,
         t_upload=val(sv.t, "upload") * ts,
         t_server=val(sv.t, "server") * ts,
