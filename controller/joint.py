@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,7 +25,6 @@ from typing import Any, Literal
 import cvxpy as cp
 import numpy as np
 
-from controller.conic import CompiledConic, ConicResult
 from controller.cones import (
     ParamMaker,
     Values,
@@ -37,6 +35,7 @@ from controller.cones import (
     objective_values,
     stage_values,
 )
+from controller.conic import CompiledConic, ConicResult
 from controller.exact import TIE_BREAK, RawSolution, Structure, raw_solution
 from controller.system_model import SplitTask
 
