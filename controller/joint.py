@@ -45,6 +45,12 @@ Fairness = Literal["sum", "max-min"]
 # quality: the plan; load: least max(server, uplink) utilisation (phase 1); priced: the coupling rows
 # moved into the objective at given prices, which separates the devices (the split search's bound).
 JointMode = Literal["quality", "load", "priced"]
+
+
+def pricing_mode(fairness: Fairness) -> JointMode:
+    """The mode of the program that prices a group's splits ("sum": the quality program itself)."""
+    return "quality" if fairness == "sum" else "priced"
+
 # Weight of the sum of every device's term beside the worst device's term in "max-min": the
 # secondary objective only chooses among plans with the same (to ~1e-4) worst device.
 FAIR_EPS = 1e-4
@@ -141,6 +147,15 @@ class JointProgram:
 
         return make
 
+    @property
+    def priceable(self) -> bool:
+        """`priced_terms` works on this program: a priced one, or a "sum" quality one (one compile, not two).
+
+        The "sum" quality program carries the price terms too: zero for a plan; for the bound, its
+        coupling rows are emptied (rates 0) and the prices set.
+        """
+        return self.structure.mode == "priced" or (self.structure.mode == "quality" and self.structure.fairness == "sum")
+
     def _objective(self, cons: list[cp.Constraint]) -> cp.Minimize:
         """Every mode as a minimisation of per-device terms (see `JointRaw.value`)."""
         js = self.structure
@@ -169,10 +184,12 @@ class JointProgram:
                           for i, (sv, x) in enumerate(zip(self.stages, kept, strict=True))]
             quality = [-x for x in kept]
         total = cp.sum(cp.hstack(self.terms))
-        if js.mode == "priced":
+        if self.priceable:
             self.cost = cp.Parameter((2, k), nonneg=True, name="price_times_rate_t0")
-            return cp.Minimize(total + cp.sum(cp.multiply(self.cost[0], self.t_server))
-                               + cp.sum(cp.multiply(self.cost[1], self.t_upload)))
+            total = (total + cp.sum(cp.multiply(self.cost[0], self.t_server))
+                     + cp.sum(cp.multiply(self.cost[1], self.t_upload)))
+        if js.mode == "priced":
+            return cp.Minimize(total)
         self.coupling = [server_load <= self.u_max, uplink_load <= self.u_max]
         cons += self.coupling
         if js.fairness == "sum":
@@ -234,6 +251,8 @@ class JointProgram:
             raise ValueError("a priced program is solved with `priced_terms`")
         coefs = self.coefs(weights)
         scales = self._set(tasks, rates, coefs, u_max, dscale=dscale)
+        if self.priceable:
+            self.pvals[self.cost.id] = np.zeros((2, len(tasks)))
         res = self._run()
         elapsed = res.solve_time_s
         if res.status != "optimal":
@@ -262,9 +281,12 @@ class JointProgram:
     def priced_terms(self, tasks: Sequence[SplitTask], rates: Sequence[float], at: JointRaw,
                      dscale: float | None = None) -> list[float] | None:
         """Each device's least Lagrangian term at the coefficients and prices of `at` (the devices separate)."""
+        if not self.priceable:
+            raise ValueError(f"no price terms in a {self.structure.fairness} {self.structure.mode} program")
         prices = at.prices
-        scales = self._set(tasks, rates, at.coefs, 0.0, at.ties, dscale)
+        scales = self._set(tasks, rates, at.coefs, 1.0, at.ties, dscale)
         rt = [r * ts for r, (ts, _) in zip(rates, scales, strict=True)]
+        self.pvals[self.rate_t.id] = np.zeros(len(tasks))  # no coupling rows (0 <= u_max) in a quality program
         self.pvals[self.cost.id] = np.array([[prices[0] * x for x in rt], [prices[1] * x for x in rt]])
         res = self._run()
         if res.status != "optimal":

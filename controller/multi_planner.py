@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from controller.cones import distortion_scale
 from controller.exact import Structure, recover_knobs
-from controller.joint import FAIR_EPS, JointMode, JointProgram, JointRaw, JointStructure
+from controller.joint import FAIR_EPS, JointMode, JointProgram, JointRaw, JointStructure, pricing_mode
 from controller.multi_answer import device_answers, infeasible_answer
 from controller.multi_problem import DeviceSpec, MultiAnswer, MultiProblem, SearchReport
 from controller.planner import Planner, answer_from_knobs
@@ -200,7 +200,7 @@ class GroupSearch:
             table: list[list[float]] | None = None
             if at is not None and at.status == "optimal":
                 cols = []
-                priced = self.planner.program(self._structure("priced"))
+                priced = self.planner.program(self._structure(pricing_mode(self.mp.fairness)))
                 for j in range(max(self.sizes)):
                     col = priced.priced_terms(self.tasks(tuple(min(j, n - 1) for n in self.sizes)),
                                               self.rates, at, self.dscale)
