@@ -154,7 +154,8 @@ class JointProgram:
         The "sum" quality program carries the price terms too: zero for a plan; for the bound, its
         coupling rows are emptied (rates 0) and the prices set.
         """
-        return self.structure.mode == "priced" or (self.structure.mode == "quality" and self.structure.fairness == "sum")
+        js = self.structure
+        return js.mode == "priced" or (js.mode == "quality" and js.fairness == "sum")
 
     def _objective(self, cons: list[cp.Constraint]) -> cp.Minimize:
         """Every mode as a minimisation of per-device terms (see `JointRaw.value`)."""
