@@ -186,11 +186,12 @@ def create_app(live: LiveSystem, authority: Authority | None = None, solve_pool:
     install_error_handlers(app)
     authority = authority or Authority(None)
     # Outermost last: body limit, then the admin check on every solve, then the multi-device form.
-    app.add_middleware(MultiSolveMiddleware, live=live)  # POST /v1/solve with "devices": the multi-device form
+    pool = solve_pool or SolvePool(live.settings)
+    # POST /v1/solve with "devices": the multi-device form, solved in the same stateless pool
+    app.add_middleware(MultiSolveMiddleware, live=live, pool=pool)
     app.add_middleware(AdminOnly, authority=authority, paths=("/v1/solve",))
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes or live.settings.max_body_bytes)
     admin, reader = access(authority)
-    pool = solve_pool or SolvePool(live.settings)
 
     @app.post("/v1/solve", response_model=Answer, summary="Solve P1 for a problem (stateless)",
               dependencies=[Depends(admin)])
