@@ -19,6 +19,7 @@ from controller.auth import Authority
 from controller.http_guard import AdminOnly, BodyLimit, access, install_error_handlers, node_id_param
 from controller.live import PIN_FIELDS, LiveSystem
 from controller.live_group import group_view
+from controller.multi_openapi import document_multi_solve
 from controller.multi_problem import MultiAnswer
 from controller.multi_rest import MultiSolveMiddleware
 from controller.problem import Answer, Problem
@@ -204,6 +205,7 @@ def create_app(live: LiveSystem, authority: Authority | None = None, solve_pool:
         # Serialised once by pydantic-core; returning the model would re-validate it (~25 ms for 13 splits).
         return Response(content=await pool.solve(problem, solver, scheme), media_type="application/json")
 
+    document_multi_solve(app)  # the multi-device form (answered by MultiSolveMiddleware) in /openapi.json
     add_node_routes(app, live, admin, reader)
     add_plan_routes(app, live, admin, reader)
 
