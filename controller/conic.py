@@ -51,6 +51,7 @@ class ConicResult:
     z: np.ndarray = field(default_factory=lambda: np.zeros(0))
     message: str | None = None
     solve_time_s: float = 0.0
+    inaccurate: bool = False  # Clarabel's "almost" solved / infeasible (reduced tolerances)
 
 
 class _Probe:
@@ -153,9 +154,9 @@ class CompiledConic:
             value = float(solution.obj_val) + float(d)
             # cvxpy hands Clarabel -objective for a Maximize and reports it back negated
             return ConicResult("optimal", -value if self._maximize else value, np.asarray(solution.x),
-                               np.asarray(solution.z), solve_time_s=elapsed)
+                               np.asarray(solution.z), solve_time_s=elapsed, inaccurate=status.startswith("Almost"))
         if status in _INFEASIBLE:
-            return ConicResult("infeasible", solve_time_s=elapsed)
+            return ConicResult("infeasible", solve_time_s=elapsed, inaccurate=status.startswith("Almost"))
         if status in _RETRY:
             return ConicResult("retry", message=f"Clarabel: {status}", solve_time_s=elapsed)
         return ConicResult("error", message=f"Clarabel: {status}", solve_time_s=elapsed)
