@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 _OPTIMAL = {"Solved", "AlmostSolved"}
 _INFEASIBLE = {"PrimalInfeasible", "AlmostPrimalInfeasible"}
 _RETRY = {"NumericalError", "InsufficientProgress", "Unsolved"}
+# Clarabel options to retry with when it stops for lack of progress (rare, near a constraint's edge):
+# a shorter step, then no equilibration. Each solved every such case met in the random tests.
+RETRIES: tuple[dict[str, float | bool], ...] = ({}, {"max_step_fraction": 0.9}, {"equilibrate_enable": False})
 
 
 @dataclass
@@ -176,6 +179,11 @@ class CompiledConic:
         if res.status == "retry":
             res.status = "error"
         return res
+
+    @property
+    def readable(self) -> set[int]:
+        """Ids of the variables `value` can read."""
+        return set(self._col)
 
     def value(self, res: ConicResult, var: cp.Variable) -> float:
         i, sign = self._col[var.id]

@@ -39,7 +39,7 @@ from controller.cones import (
     objective_values,
     stage_values,
 )
-from controller.conic import CompiledConic
+from controller.conic import RETRIES, CompiledConic
 from controller.system_model import Knobs, SplitTask
 
 logger = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ class ExactProgram:
 
     def solve(self, task: SplitTask) -> RawSolution:
         ts, es, _ = self._set(task)
-        res = self.conic.solve_retrying(self.pvals, ({},))
+        res = self.conic.solve_retrying(self.pvals, RETRIES)
         elapsed = res.solve_time_s
         if res.status == "error":
             logger.warning("Clarabel failed on split %s: %s", task.model.split, res.message)

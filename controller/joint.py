@@ -35,7 +35,7 @@ from controller.cones import (
     objective_values,
     stage_values,
 )
-from controller.conic import CompiledConic, ConicResult
+from controller.conic import RETRIES, CompiledConic, ConicResult
 from controller.exact import TIE_BREAK, RawSolution, Structure, raw_solution
 from controller.system_model import SplitTask
 
@@ -55,9 +55,6 @@ def pricing_mode(fairness: Fairness) -> JointMode:
 # secondary objective only chooses among plans with the same (to ~1e-4) worst device.
 FAIR_EPS = 1e-4
 MEASURED_TIE = 1e-7
-# Clarabel options to retry with when it stops for lack of progress (rare, near a constraint's edge):
-# a shorter step, then no equilibration. Each solved every such case met in the random tests.
-RETRIES: tuple[dict[str, float | bool], ...] = ({}, {"max_step_fraction": 0.9}, {"equilibrate_enable": False})
 
 
 @dataclass(frozen=True)
