@@ -77,7 +77,7 @@ def build_stages(st: Structure, make: ParamMaker, tag: str = "") -> StageVars:
         if pinned:
             cons += [t == a * ratio, e == k * ratio]
         else:
-            cons += [a * ratio <= t, k * ratio <= cp.geo_mean(cp.hstack([e, t]), [1, 2])]
+            cons += [a * ratio <= t, cp.PowCone3D(e, t, k * ratio, 1.0 / 3.0)]
             if st.fmin_device if side == "device" else st.fmin_server:
                 cons.append(t <= make(f"b_{side}", (), True) * ratio)
         times.append(t)
