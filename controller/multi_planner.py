@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -41,6 +42,8 @@ from controller.split_search import (
 from controller.system_model import PiecewiseLinear, SplitTask
 
 logger = logging.getLogger(__name__)
+# Compiled joint programs kept per planner (a group needs one or two at a time).
+MAX_PROGRAMS = 16
 
 
 @dataclass(frozen=True)
@@ -110,18 +113,28 @@ def joint_objective(
 
 
 class MultiPlanner:
-    """Caches compiled joint programs (one per structure) beside a one-device `Planner`."""
+    """Caches compiled joint programs (one per structure, the most recently used) beside a one-device `Planner`."""
 
-    def __init__(self, planner: Planner | None = None) -> None:
+    def __init__(self, planner: Planner | None = None, max_programs: int = MAX_PROGRAMS) -> None:
         self.planner = planner or Planner()
-        self._joint: dict[JointStructure, JointProgram] = {}
+        self.max_programs = max_programs
+        self._joint: OrderedDict[JointStructure, JointProgram] = OrderedDict()
 
     def program(self, structure: JointStructure) -> JointProgram:
         prog = self._joint.get(structure)
         if prog is None:
             prog = self._joint[structure] = JointProgram(structure)
             logger.debug("compiled joint program of %d devices", len(structure.devices))
+            while len(self._joint) > self.max_programs:
+                self._joint.popitem(last=False)  # a long-lived server meets ever new groups: bounded memory
+        else:
+            self._joint.move_to_end(structure)
         return prog
+
+    @property
+    def compiled(self) -> int:
+        """Compiled joint programs held now (at most `max_programs`)."""
+        return len(self._joint)
 
     def device_case(self, spec: DeviceSpec, problem: Problem) -> DeviceCase:
         """The device alone: its splits feasible alone (the search's candidates) and its best one (the start)."""
