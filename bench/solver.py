@@ -116,6 +116,8 @@ def main() -> None:
     results["budgets"] = budgets
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=170)  # a log keeps the multi-device tables' columns readable
     head = Table(title="P1 solver timing (exact = convex reformulation, Clarabel)")
     for col in ("measure", "value ms", "target ms", "ok"):
         head.add_column(col, justify="right")

@@ -123,16 +123,22 @@ def run(console: Console, quick: bool = False) -> dict[str, Any]:
     results["k32"] = scale(32, 2 if quick else 3, 2, baseline=False)
     results["gap"] = [gap(2, 10 if quick else 30, 3), gap(3, 4 if quick else 12, 4),
                       gap(2, 10 if quick else 30, 5, tight=True), gap(3, 4 if quick else 12, 6, tight=True)]
-    head = Table(title="multi-device joint plan incl. split search (modelled; cold = first solve, compiles included)")
-    for col in ("K x splits", "cold s (cpu)", "warm median s (cpu)", "warm max s (cpu)", "target s", "ok wall",
-                "ok cpu", "solves", "baseline s", "baseline solves", "baseline / warm"):
+    results["load_average_at_end"] = os.getloadavg()[0]
+    head = Table(title="multi-device joint plan incl. split search (modelled; cold = first solve, compiles included; "
+                       f"load average {results['load_average_at_start']:.1f} at start, "
+                       f"{results['load_average_at_end']:.1f} at end, {results['cpus']} CPUs)")
+    for col in ("K x splits", "cold s (cpu)", "warm median s (cpu)", "warm max s (cpu)", "target s",
+                "worst / target wall", "worst / target cpu", "ok wall", "ok cpu", "solves", "baseline s",
+                "baseline solves", "baseline / warm"):
         head.add_column(col, justify="right")
     for key, target in (("k8", "k8_s"), ("k32", "k32_s")):
         r = results[key]
         worst, worst_cpu = max(r["cold_s"], r["warm_s_max"]), max(r["cold_cpu_s"], r["warm_cpu_s_max"])
+        r["worst_over_target"], r["worst_cpu_over_target"] = worst / TARGETS[target], worst_cpu / TARGETS[target]
         head.add_row(f"{r['devices']} x {r['splits']}", f"{r['cold_s']:.2f} ({r['cold_cpu_s']:.2f})",
                      f"{r['warm_s_median']:.2f} ({r['warm_cpu_s_median']:.2f})",
                      f"{r['warm_s_max']:.2f} ({r['warm_cpu_s_max']:.2f})", f"{TARGETS[target]:.0f}",
+                     f"{r['worst_over_target']:.2f}", f"{r['worst_cpu_over_target']:.2f}",
                      "yes" if worst <= TARGETS[target] else "NO", "yes" if worst_cpu <= TARGETS[target] else "NO",
                      f"{statistics.median(r['solves']):.0f}", f"{r.get('baseline_s_median', float('nan')):.2f}",
                      str(r.get("baseline_solves_median", "-")),

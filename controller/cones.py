@@ -77,7 +77,7 @@ def build_stages(st: Structure, make: ParamMaker, tag: str = "") -> StageVars:
         if pinned:
             cons += [t == a * ratio, e == k * ratio]
         else:
-            cons += [a * ratio <= t, k * ratio <= cp.geo_mean(cp.hstack([e, t]), [1, 2])]
+            cons += [a * ratio <= t, cp.PowCone3D(e, t, k * ratio, 1.0 / 3.0)]
             if st.fmin_device if side == "device" else st.fmin_server:
                 cons.append(t <= make(f"b_{side}", (), True) * ratio)
         times.append(t)
@@ -104,9 +104,9 @@ def kept_expr(make: ParamMaker, sv: StageVars) -> cp.Expression:
     return make("w_device", (), True) * sv.rho + make("w_server", (), True) * sv.rho_s
 
 
-def measured_terms(st: Structure, make: ParamMaker, sv: StageVars, tag: str = "") -> list[cp.Expression]:
+def measured_terms(st: Structure, make: ParamMaker, sv: StageVars, tag: str = "") -> list[cp.Variable]:
     """Epigraph variables of the fitted distortion per side, max_j(icept_j - negslope_j rho)."""
-    terms: list[cp.Expression] = []
+    terms: list[cp.Variable] = []
     for side, pieces, ratio in (("device", st.pieces_device, sv.rho), ("server", st.pieces_server, sv.rho_s)):
         if pieces:
             z = cp.Variable(name=f"d_{side}{tag}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ from controller.cones import (
     objective_values,
     stage_values,
 )
+from controller.conic import RETRIES, CompiledConic
 from controller.system_model import Knobs, SplitTask
 
 logger = logging.getLogger(__name__)
@@ -114,17 +115,18 @@ def _snap(value: float, lo: float, hi: float, atol: float = 1e-7) -> float:
     return lo if value - lo <= atol else value
 
 
-def raw_solution(sv: StageVars, task: SplitTask, ts: float, es: float, **extra: Any) -> RawSolution:
-    """The solved stage variables of one pair, back in seconds and joules."""
+def raw_solution(sv: StageVars, task: SplitTask, ts: float, es: float,
+                 read: Callable[[cp.Variable], float] = scalar, **extra: Any) -> RawSolution:
+    """The solved stage variables of one pair, back in seconds and joules (`read` gives a variable's value)."""
 
     def val(d: dict[str, cp.Variable], key: str) -> float:
         v = d.get(key)
-        return max(float(v.value), 0.0) if v is not None and v.value is not None else 0.0
+        return max(read(v), 0.0) if v is not None else 0.0
 
     return RawSolution(
         "optimal",
-        rho=_snap(scalar(sv.rho), task.rho_lo, task.rho_hi),
-        rho_s=_snap(scalar(sv.rho_s), task.rho_s_lo, task.rho_s_hi),
+        rho=_snap(read(sv.rho), task.rho_lo, task.rho_hi),
+        rho_s=_snap(read(sv.rho_s), task.rho_s_lo, task.rho_s_hi),
         t_device=val(sv.t, "device") * ts,
         t_upload=val(sv.t, "upload") * ts,
         t_server=val(sv.t, "server") * ts,
@@ -155,6 +157,8 @@ class ExactProgram:
         self.problem = cp.Problem(objective, cons)
         if not self.problem.is_dpp():
             raise AssertionError(f"exact program is not DPP: {structure}")
+        self.conic = CompiledConic(self.problem, [sv.rho, sv.rho_s, *sv.t.values(), *sv.e.values()])
+        self.pvals: dict[int, Any] = {}  # parameter id -> value (see `CompiledConic.data`)
         self.build_time_s = time.perf_counter() - t0
         self.solves = 0
 
@@ -181,36 +185,32 @@ class ExactProgram:
         if self.structure.mode == "quality":
             values.update(objective_values(self.structure, task, dscale))
         for name, value in values.items():
-            self.params[name].value = value
+            self.pvals[self.params[name].id] = value
         return ts, es, dscale
 
     def solve(self, task: SplitTask) -> RawSolution:
         ts, es, _ = self._set(task)
-        t0 = time.perf_counter()
-        try:
-            with warnings.catch_warnings():
-                # An inaccurate solve is handled (logged, re-evaluated) here, not warned about.
-                warnings.simplefilter("ignore", UserWarning)
-                self.problem.solve(solver=cp.CLARABEL)
-        except cp.error.SolverError as exc:
-            logger.warning("Clarabel failed on split %s: %s", task.model.split, exc)
-            return RawSolution("error", solve_time_s=time.perf_counter() - t0, message=str(exc))
-        elapsed = time.perf_counter() - t0
+        res = self.conic.solve_retrying(self.pvals, RETRIES)
+        elapsed = res.solve_time_s
+        if res.status == "error":
+            logger.warning("Clarabel failed on split %s: %s", task.model.split, res.message)
+            return RawSolution("error", solve_time_s=elapsed, message=res.message)
         self.solves += 1
-        status = self.problem.status
-        if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+        if res.status == "infeasible":
             return RawSolution("infeasible", solve_time_s=elapsed)
-        if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            return RawSolution("error", solve_time_s=elapsed, message=f"solver status {status}")
-        if status == cp.OPTIMAL_INACCURATE:
+        if res.inaccurate:
             logger.info("split %s solved inaccurately", task.model.split)
 
         value = math.nan
         if self.structure.mode == "min_latency":
-            value = float(self.problem.value) * ts
+            value = res.value * ts
         elif self.structure.mode == "min_energy":
-            value = float(self.problem.value) * es
-        return raw_solution(self.stages, task, ts, es, value=value, solve_time_s=elapsed)
+            value = res.value * es
+
+        def read(var: cp.Variable) -> float:
+            return self.conic.value(res, var)
+
+        return raw_solution(self.stages, task, ts, es, read, value=value, solve_time_s=elapsed)
 
 
 def recover_knobs(task: SplitTask, raw: RawSolution) -> Knobs:

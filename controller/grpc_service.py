@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from controller.auth import Authority
 from controller.live import LiveSystem, validation_message
+from controller.multi_parse import parse_multi
 from controller.problem import Problem
 from controller.solve_pool import SolvePool
 from splitbed.errors import InvalidArgument, NotFound
@@ -91,11 +92,15 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         self, request: control_pb2.SolveRequest, context: aio.ServicerContext
     ) -> control_pb2.SolveResponse:
         self.authority.admin(_authorization(context))
+        multi = parse_multi(request.problem_json, request.solver, request.scheme)
         try:
-            problem = Problem.model_validate_json(request.problem_json)
+            problem = None if multi is not None else Problem.model_validate_json(request.problem_json)
         except ValidationError as exc:
             raise InvalidArgument(validation_message(exc)) from None
         if self.solve_pool is None:
             raise InvalidArgument("stateless solves are not served here")
+        if multi is not None:
+            return control_pb2.SolveResponse(answer_json=await self.solve_pool.solve_multi(multi))
+        assert problem is not None
         answer = await self.solve_pool.solve(problem, request.solver or "exact", request.scheme or "joint")
         return control_pb2.SolveResponse(answer_json=answer)

@@ -10,17 +10,17 @@ the devices through the shared server:
 Every device's structure has all three stages, so the compiled program does not
 change with the split: a split without a device part has zero coefficients there.
 One `JointProgram` per `JointStructure` is compiled with `cp.Parameter`s; the
-split search only writes values.
+split search only writes values, and each solve goes to Clarabel directly
+(`controller.conic`), reading back only the variables and duals used here.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import cvxpy as cp
 import numpy as np
@@ -35,7 +35,8 @@ from controller.cones import (
     objective_values,
     stage_values,
 )
-from controller.exact import TIE_BREAK, RawSolution, Structure, raw_solution, scalar
+from controller.conic import RETRIES, CompiledConic, ConicResult
+from controller.exact import TIE_BREAK, RawSolution, Structure, raw_solution
 from controller.system_model import SplitTask
 
 logger = logging.getLogger(__name__)
@@ -44,13 +45,16 @@ Fairness = Literal["sum", "max-min"]
 # quality: the plan; load: least max(server, uplink) utilisation (phase 1); priced: the coupling rows
 # moved into the objective at given prices, which separates the devices (the split search's bound).
 JointMode = Literal["quality", "load", "priced"]
+
+
+def pricing_mode(fairness: Fairness) -> JointMode:
+    """The mode of the program that prices a group's splits ("sum": the quality program itself)."""
+    return "quality" if fairness == "sum" else "priced"
+
 # Weight of the sum of every device's term beside the worst device's term in "max-min": the
 # secondary objective only chooses among plans with the same (to ~1e-4) worst device.
 FAIR_EPS = 1e-4
 MEASURED_TIE = 1e-7
-# Clarabel options to retry with when it stops for lack of progress (rare, near a constraint's edge):
-# a shorter step, then no equilibration. Each solved every such case met in the random tests.
-RETRIES: tuple[dict[str, float | bool], ...] = ({}, {"max_step_fraction": 0.9}, {"equilibrate_enable": False})
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,11 @@ class JointProgram:
         self.coupling: list[cp.Constraint] = []
         self.fair_rows: list[cp.Constraint] = []
         self.terms: list[cp.Expression] = []
+        self.dist_vars: list[list[cp.Variable]] = [[] for _ in range(k)]  # measured: each device's epigraph variables
         self.ties: list[float] = []
+        self.values: list[Values] = []
+        self.pvals: dict[int, Any] = {}  # parameter id -> value, for the next solve (see `CompiledConic.data`)
+        self.extra_vars: list[cp.Variable] = []
         cons: list[cp.Constraint] = []
         objective = self._objective(cons)  # adds the coupling rows here and the fits' rows to each stage's list
         for sv in self.stages:
@@ -117,6 +125,9 @@ class JointProgram:
         self.problem = cp.Problem(objective, cons)
         if not self.problem.is_dpp():
             raise AssertionError(f"joint program is not DPP: {structure}")
+        read = [v for sv in self.stages for v in (sv.rho, sv.rho_s, *sv.t.values(), *sv.e.values())]
+        read += [v for vs in self.dist_vars for v in vs] + self.extra_vars
+        self.conic = CompiledConic(self.problem, read, self.coupling + self.fair_rows)
         self.build_time_s = time.perf_counter() - t0
         self.solves = 0
 
@@ -133,6 +144,16 @@ class JointProgram:
 
         return make
 
+    @property
+    def priceable(self) -> bool:
+        """`priced_terms` works on this program: a priced one, or a "sum" quality one (one compile, not two).
+
+        The "sum" quality program carries the price terms too: zero for a plan; for the bound, its
+        coupling rows are emptied (rates 0) and the prices set.
+        """
+        js = self.structure
+        return js.mode == "priced" or (js.mode == "quality" and js.fairness == "sum")
+
     def _objective(self, cons: list[cp.Constraint]) -> cp.Minimize:
         """Every mode as a minimisation of per-device terms (see `JointRaw.value`)."""
         js = self.structure
@@ -141,13 +162,15 @@ class JointProgram:
         uplink_load = self.rate_t @ self.t_upload
         if js.mode == "load":
             worst = cp.Variable(name="worst_load")
+            self.extra_vars.append(worst)
             cons += [server_load <= worst, uplink_load <= worst]
             return cp.Minimize(worst)
         kept = [kept_expr(mk, sv) for mk, sv in zip(self.makers, self.stages, strict=True)]
         self.tie = cp.Parameter(k, nonneg=True, name="tie_break")
         if js.measured:
-            dist = [cp.sum(cp.hstack(measured_terms(st, mk, sv, f"_{i}") or [cp.Constant(0.0)]))
-                    for i, (st, mk, sv) in enumerate(zip(js.devices, self.makers, self.stages, strict=True))]
+            self.dist_vars = [measured_terms(st, mk, sv, f"_{i}")
+                              for i, (st, mk, sv) in enumerate(zip(js.devices, self.makers, self.stages, strict=True))]
+            dist = [cp.sum(cp.hstack(vs or [cp.Constant(0.0)])) for vs in self.dist_vars]
             # tie x kept fraction, with the tie folded into the weights' values (a product of parameters is not DPP)
             tied = [mk("tw_device", (), True) * sv.rho + mk("tw_server", (), True) * sv.rho_s
                     for mk, sv in zip(self.makers, self.stages, strict=True)]
@@ -159,15 +182,18 @@ class JointProgram:
                           for i, (sv, x) in enumerate(zip(self.stages, kept, strict=True))]
             quality = [-x for x in kept]
         total = cp.sum(cp.hstack(self.terms))
-        if js.mode == "priced":
+        if self.priceable:
             self.cost = cp.Parameter((2, k), nonneg=True, name="price_times_rate_t0")
-            return cp.Minimize(total + cp.sum(cp.multiply(self.cost[0], self.t_server))
-                               + cp.sum(cp.multiply(self.cost[1], self.t_upload)))
+            total = (total + cp.sum(cp.multiply(self.cost[0], self.t_server))
+                     + cp.sum(cp.multiply(self.cost[1], self.t_upload)))
+        if js.mode == "priced":
+            return cp.Minimize(total)
         self.coupling = [server_load <= self.u_max, uplink_load <= self.u_max]
         cons += self.coupling
         if js.fairness == "sum":
             return cp.Minimize(total)
         worst = cp.Variable(name="worst_device")
+        self.extra_vars.append(worst)
         self.fair_rows = [q <= worst for q in quality]
         cons += self.fair_rows
         return cp.Minimize(worst + FAIR_EPS / k * total)
@@ -188,14 +214,15 @@ class JointProgram:
             for st, values, task, c, tie in zip(js.devices, per_device, tasks, coefs, self.ties, strict=True):
                 values.update(objective_values(st, task, dscale, c))
                 values["tw_device"], values["tw_server"] = tie * values["w_device"], tie * values["w_server"]
-            self.tie.value = np.array(self.ties)
+            self.pvals[self.tie.id] = np.array(self.ties)
+        self.values = per_device
         for name, vec in self.vectors.items():
-            vec.value = np.array([float(v.get(name, 0.0)) for v in per_device])
+            self.pvals[vec.id] = np.array([float(v.get(name, 0.0)) for v in per_device])
         for shaped, values in zip(self.shaped, per_device, strict=True):
             for name, param in shaped.items():
-                param.value = values[name]
-        self.rate_t.value = np.array([r * ts for r, (ts, _) in zip(rates, scales, strict=True)])
-        self.u_max.value = u_max
+                self.pvals[param.id] = values[name]
+        self.pvals[self.rate_t.id] = np.array([r * ts for r, (ts, _) in zip(rates, scales, strict=True)])
+        self.pvals[self.u_max.id] = u_max
         return scales
 
     def coefs(self, weights: Sequence[float]) -> list[float]:
@@ -204,28 +231,13 @@ class JointProgram:
             return [w / max(weights) for w in weights]
         return [1.0] * len(weights)
 
-    def _run(self) -> tuple[str, float, str | None]:
-        t0 = time.perf_counter()
-        message = None
-        for options in RETRIES:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    self.problem.solve(solver=cp.CLARABEL, **options)
-                break
-            except cp.error.SolverError as exc:
-                message = str(exc)
-                logger.debug("Clarabel stalled on a joint problem of %d devices with %s", len(self.stages), options)
-        else:
-            logger.warning("Clarabel failed on a joint problem of %d devices: %s", len(self.stages), message)
-            return "error", time.perf_counter() - t0, message
+    def _run(self) -> ConicResult:
+        res = self.conic.solve_retrying(self.pvals, RETRIES)
+        if res.status == "error":
+            logger.warning("Clarabel failed on a joint problem of %d devices: %s", len(self.stages), res.message)
+            return res
         self.solves += 1
-        status = self.problem.status
-        if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
-            return "infeasible", time.perf_counter() - t0, None
-        if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            return "error", time.perf_counter() - t0, f"solver status {status}"
-        return "optimal", time.perf_counter() - t0, None
+        return res
 
     def solve(self, tasks: Sequence[SplitTask], rates: Sequence[float], weights: Sequence[float], u_max: float,
               dscale: float | None = None) -> JointRaw:
@@ -237,21 +249,29 @@ class JointProgram:
             raise ValueError("a priced program is solved with `priced_terms`")
         coefs = self.coefs(weights)
         scales = self._set(tasks, rates, coefs, u_max, dscale=dscale)
-        status, elapsed, message = self._run()
-        if status != "optimal":
-            return JointRaw(status, solve_time_s=elapsed, message=message)
-        raws = tuple(raw_solution(sv, t, ts, es) for sv, t, (ts, es) in zip(self.stages, tasks, scales, strict=True))
+        if self.priceable:
+            self.pvals[self.cost.id] = np.zeros((2, len(tasks)))
+        res = self._run()
+        elapsed = res.solve_time_s
+        if res.status != "optimal":
+            return JointRaw(res.status, solve_time_s=elapsed, message=res.message)
+
+        def read(var: cp.Variable) -> float:
+            return self.conic.value(res, var)
+
+        raws = tuple(raw_solution(sv, t, ts, es, read)
+                     for sv, t, (ts, es) in zip(self.stages, tasks, scales, strict=True))
         loads = tuple((r * raw.t_server, r * raw.t_upload) for r, raw in zip(rates, raws, strict=True))
-        duals = [_dual(c) for c in self.coupling] or [0.0, 0.0]
+        duals = [max(self.conic.dual(res, c), 0.0) for c in self.coupling] or [0.0, 0.0]
         ties = [] if self.structure.mode == "load" else self.ties
         if self.fair_rows:
             # The Lagrangian weighs device k's quality by its row's price plus FAIR_EPS/K, and its
             # tie-break term (not scaled by the weight in the bound form) by FAIR_EPS/K alone.
             small = FAIR_EPS / len(tasks)
-            coefs = [_dual(row) + small for row in self.fair_rows]
+            coefs = [max(self.conic.dual(res, row), 0.0) + small for row in self.fair_rows]
             ties = [small * t / c if self.structure.measured else small * t for t, c in zip(ties, coefs, strict=True)]
         return JointRaw(
-            "optimal", raws, value=float(self.problem.value),
+            "optimal", raws, value=res.value,
             server_load=sum(a for a, _ in loads), uplink_load=sum(b for _, b in loads), loads=loads,
             coefs=tuple(coefs), ties=tuple(ties), prices=(duals[0], duals[1]), solve_time_s=elapsed,
         )
@@ -259,20 +279,31 @@ class JointProgram:
     def priced_terms(self, tasks: Sequence[SplitTask], rates: Sequence[float], at: JointRaw,
                      dscale: float | None = None) -> list[float] | None:
         """Each device's least Lagrangian term at the coefficients and prices of `at` (the devices separate)."""
+        if not self.priceable:
+            raise ValueError(f"no price terms in a {self.structure.fairness} {self.structure.mode} program")
         prices = at.prices
-        scales = self._set(tasks, rates, at.coefs, 0.0, at.ties, dscale)
+        scales = self._set(tasks, rates, at.coefs, 1.0, at.ties, dscale)
         rt = [r * ts for r, (ts, _) in zip(rates, scales, strict=True)]
-        self.cost.value = np.array([[prices[0] * x for x in rt], [prices[1] * x for x in rt]])
-        status, _, _ = self._run()
-        if status != "optimal":
+        self.pvals[self.rate_t.id] = np.zeros(len(tasks))  # no coupling rows (0 <= u_max) in a quality program
+        self.pvals[self.cost.id] = np.array([[prices[0] * x for x in rt], [prices[1] * x for x in rt]])
+        res = self._run()
+        if res.status != "optimal":
             return None
         out = []
-        for i, term in enumerate(self.terms):
-            t2, tu = scalar(self.t_server[i]), scalar(self.t_upload[i])
-            out.append(scalar(term) + prices[0] * rt[i] * t2 + prices[1] * rt[i] * tu)
+        for i, sv in enumerate(self.stages):
+            t2, tu = self.conic.value(res, sv.t["server"]), self.conic.value(res, sv.t["upload"])
+            out.append(self._term(res, i) + prices[0] * rt[i] * t2 + prices[1] * rt[i] * tu)
         return out
 
+    def _term(self, res: ConicResult, i: int) -> float:
+        """Device i's objective term (`self.terms[i]`) at a solution, from the values set in `_set`."""
+        sv, v = self.stages[i], self.values[i]
 
-def _dual(con: cp.Constraint) -> float:
-    value = con.dual_value
-    return 0.0 if value is None else max(float(value), 0.0)
+        def read(var: cp.Variable) -> float:
+            return self.conic.value(res, var)
+
+        if self.structure.measured:
+            dist = sum(read(z) for z in self.dist_vars[i])
+            return dist - (v["tw_device"] * read(sv.rho) + v["tw_server"] * read(sv.rho_s))
+        used = sum(read(x) for x in (*sv.t.values(), *sv.e.values()))
+        return self.ties[i] * used - (v["w_device"] * read(sv.rho) + v["w_server"] * read(sv.rho_s))

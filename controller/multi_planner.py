@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from controller.cones import distortion_scale
 from controller.exact import Structure, recover_knobs
-from controller.joint import FAIR_EPS, JointMode, JointProgram, JointRaw, JointStructure
+from controller.joint import FAIR_EPS, JointMode, JointProgram, JointRaw, JointStructure, pricing_mode
 from controller.multi_answer import device_answers, infeasible_answer
 from controller.multi_problem import DeviceSpec, MultiAnswer, MultiProblem, SearchReport
 from controller.planner import Planner, answer_from_knobs
@@ -41,6 +42,8 @@ from controller.split_search import (
 from controller.system_model import PiecewiseLinear, SplitTask
 
 logger = logging.getLogger(__name__)
+# Compiled joint programs kept per planner (a group needs one or two at a time).
+MAX_PROGRAMS = 16
 
 
 @dataclass(frozen=True)
@@ -110,18 +113,28 @@ def joint_objective(
 
 
 class MultiPlanner:
-    """Caches compiled joint programs (one per structure) beside a one-device `Planner`."""
+    """Caches compiled joint programs (one per structure, the most recently used) beside a one-device `Planner`."""
 
-    def __init__(self, planner: Planner | None = None) -> None:
+    def __init__(self, planner: Planner | None = None, max_programs: int = MAX_PROGRAMS) -> None:
         self.planner = planner or Planner()
-        self._joint: dict[JointStructure, JointProgram] = {}
+        self.max_programs = max_programs
+        self._joint: OrderedDict[JointStructure, JointProgram] = OrderedDict()
 
     def program(self, structure: JointStructure) -> JointProgram:
         prog = self._joint.get(structure)
         if prog is None:
             prog = self._joint[structure] = JointProgram(structure)
             logger.debug("compiled joint program of %d devices", len(structure.devices))
+            while len(self._joint) > self.max_programs:
+                self._joint.popitem(last=False)  # a long-lived server meets ever new groups: bounded memory
+        else:
+            self._joint.move_to_end(structure)
         return prog
+
+    @property
+    def compiled(self) -> int:
+        """Compiled joint programs held now (at most `max_programs`)."""
+        return len(self._joint)
 
     def device_case(self, spec: DeviceSpec, problem: Problem) -> DeviceCase:
         """The device alone: its splits feasible alone (the search's candidates) and its best one (the start)."""
@@ -200,7 +213,7 @@ class GroupSearch:
             table: list[list[float]] | None = None
             if at is not None and at.status == "optimal":
                 cols = []
-                priced = self.planner.program(self._structure("priced"))
+                priced = self.planner.program(self._structure(pricing_mode(self.mp.fairness)))
                 for j in range(max(self.sizes)):
                     col = priced.priced_terms(self.tasks(tuple(min(j, n - 1) for n in self.sizes)),
                                               self.rates, at, self.dscale)

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from controller.live import LiveSystem
 from controller.multi_planner import MultiPlanner
 from controller.multi_problem import MultiProblem, is_multi
+from controller.solve_pool import SolvePool
 from splitbed import errors
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,10 @@ MAX_BODY = 8 * 1024 * 1024  # bytes: 64 devices x 256 splits with measured point
 
 
 async def _send_json(send: Send, status: int, payload: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if status == 429:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -73,10 +76,14 @@ def _detail(loc: list[Any], msg: str, kind: str) -> bytes:
 
 
 class MultiSolveMiddleware:
-    """Answers multi-device `POST /v1/solve` bodies; passes everything else to the app."""
+    """Answers multi-device `POST /v1/solve` bodies; passes everything else to the app.
 
-    def __init__(self, app: ASGIApp, live: LiveSystem) -> None:
-        self.app, self.live = app, live
+    With a `SolvePool` the solve runs there, like a one-device stateless solve (bounded: 429 when
+    full, never on the live planner's thread); without one, on the live system's solver thread.
+    """
+
+    def __init__(self, app: ASGIApp, live: LiveSystem, pool: SolvePool | None = None) -> None:
+        self.app, self.live, self.pool = app, live, pool
         self.planner = MultiPlanner(live.planner)  # used only on the live system's one solver thread
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,7 +117,11 @@ class MultiSolveMiddleware:
             return 422, json.dumps({"detail": detail}).encode()
         loop = asyncio.get_running_loop()
         try:
+            if self.pool is not None:
+                return 200, (await self.pool.solve_multi(problem)).encode()
             answer = await loop.run_in_executor(self.live.solver_pool, self.planner.solve, problem)
         except errors.InvalidArgument as exc:
             return 422, json.dumps({"detail": str(exc), "error": type(exc).__name__}).encode()
+        except errors.ResourceExhausted as exc:
+            return 429, json.dumps({"detail": str(exc), "error": type(exc).__name__}).encode()
         return 200, answer.model_dump_json().encode()

@@ -19,6 +19,7 @@ from controller.auth import Authority
 from controller.http_guard import AdminOnly, BodyLimit, access, install_error_handlers, node_id_param
 from controller.live import PIN_FIELDS, LiveSystem
 from controller.live_group import group_view
+from controller.multi_openapi import document_multi_solve
 from controller.multi_problem import MultiAnswer
 from controller.multi_rest import MultiSolveMiddleware
 from controller.problem import Answer, Problem
@@ -186,11 +187,12 @@ def create_app(live: LiveSystem, authority: Authority | None = None, solve_pool:
     install_error_handlers(app)
     authority = authority or Authority(None)
     # Outermost last: body limit, then the admin check on every solve, then the multi-device form.
-    app.add_middleware(MultiSolveMiddleware, live=live)  # POST /v1/solve with "devices": the multi-device form
+    pool = solve_pool or SolvePool(live.settings)
+    # POST /v1/solve with "devices": the multi-device form, solved in the same stateless pool
+    app.add_middleware(MultiSolveMiddleware, live=live, pool=pool)
     app.add_middleware(AdminOnly, authority=authority, paths=("/v1/solve",))
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes or live.settings.max_body_bytes)
     admin, reader = access(authority)
-    pool = solve_pool or SolvePool(live.settings)
 
     @app.post("/v1/solve", response_model=Answer, summary="Solve P1 for a problem (stateless)",
               dependencies=[Depends(admin)])
@@ -203,6 +205,7 @@ def create_app(live: LiveSystem, authority: Authority | None = None, solve_pool:
         # Serialised once by pydantic-core; returning the model would re-validate it (~25 ms for 13 splits).
         return Response(content=await pool.solve(problem, solver, scheme), media_type="application/json")
 
+    document_multi_solve(app)  # the multi-device form (answered by MultiSolveMiddleware) in /openapi.json
     add_node_routes(app, live, admin, reader)
     add_plan_routes(app, live, admin, reader)
 

@@ -1,4 +1,4 @@
-"""Stateless solves (`POST /v1/solve`, gRPC `Solve`) in their own bounded process pool.
+"""Stateless solves (`POST /v1/solve`, gRPC `Solve`, one-device or multi-device) in their own bounded process pool.
 
 They never share the live planner's thread, nor (being in other processes) its
 interpreter lock, so a storm of large stateless solves cannot delay a live
@@ -19,18 +19,22 @@ from typing import Any
 
 import psutil
 
+from controller.multi_planner import MultiPlanner
+from controller.multi_problem import MultiProblem
 from controller.planner import Planner
 from controller.problem import Answer, Problem
 from controller.settings import ControllerSettings
 from splitbed.errors import InvalidArgument, ResourceExhausted
 
 _planner: Planner | None = None
+_multi: MultiPlanner | None = None
 
 
 def _init_worker(max_iter: int, time_limit_s: float, pids: Any) -> None:
-    global _planner
+    global _planner, _multi
     pids.put(os.getpid())  # so that close() can stop a busy worker with public calls only
     _planner = Planner(sca_max_iter=max_iter, sca_time_limit_s=time_limit_s)
+    _multi = MultiPlanner(_planner)
 
 
 def _solve_in_worker(problem_json: str, solver: str, scheme: str) -> str:
@@ -39,6 +43,15 @@ def _solve_in_worker(problem_json: str, solver: str, scheme: str) -> str:
     try:
         return _planner.solve(problem, solver=solver, scheme=scheme).model_dump_json()
     except (ArithmeticError, ValueError) as exc:  # numbers in range one by one, out of range together
+        raise InvalidArgument(f"problem is numerically out of range for the solver: {exc}") from None
+
+
+def _solve_multi_in_worker(problem_json: str) -> str:
+    assert _multi is not None
+    problem = MultiProblem.model_validate_json(problem_json)
+    try:
+        return _multi.solve(problem).model_dump_json()
+    except (ArithmeticError, ValueError) as exc:
         raise InvalidArgument(f"problem is numerically out of range for the solver: {exc}") from None
 
 
@@ -68,16 +81,26 @@ class SolvePool:
         self.check(problem)
         if solver not in ("exact", "sca"):
             raise InvalidArgument(f"solver: unknown {solver!r}; choose exact or sca")
+        return await self._run(_solve_in_worker, problem.model_dump_json(), solver, scheme)
+
+    async def _run(self, fn: Any, *args: str) -> str:
         if self.busy():
             raise ResourceExhausted(f"{self._pending} stateless solves running or queued "
                                     "(solve_workers + solve_queue); retry later")
         self._pending += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, _solve_in_worker, problem.model_dump_json(), solver,
-                                              scheme)
+            return str(await loop.run_in_executor(self._pool, fn, *args))
         finally:
             self._pending -= 1
+
+    async def solve_multi(self, problem: MultiProblem) -> str:
+        """The multi-device answer as JSON (the joint planner, exact solver only); limits as `solve`."""
+        for i, dev in enumerate(problem.devices):
+            if len(dev.splits) > self.max_splits:
+                raise InvalidArgument(f"devices.{i}.splits: {len(dev.splits)} candidate splits; at most "
+                                      f"{self.max_splits} (max_splits)")
+        return await self._run(_solve_multi_in_worker, problem.model_dump_json())
 
     async def solve_answer(self, problem: Problem, solver: str, scheme: str) -> Answer:
         return Answer.model_validate_json(await self.solve(problem, solver, scheme))

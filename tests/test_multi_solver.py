@@ -165,3 +165,13 @@ def test_lagrangian_bound_holds_for_every_combination(planner: MultiPlanner, fai
                 assert low <= scores[c] + 1e-6 * max(1.0, abs(scores[c])), (at, c, low, scores[c])
             checked += 1
     assert checked >= 4
+
+
+def test_compiled_programs_are_bounded() -> None:
+    """A long-lived planner meeting ever new groups keeps at most max_programs compiled programs."""
+    planner = MultiPlanner(max_programs=2)
+    rng = np.random.default_rng(5)
+    for k in (1, 2, 3, 2):
+        ans = planner.solve(MultiProblem.model_validate(random_problem(rng, k, 3)))
+        assert ans.status in ("optimal", "infeasible")
+        assert planner.compiled <= 2
