@@ -6,11 +6,12 @@ association, in order:
 
 1. a named node id: that edge server while it is live; none (the device waits,
    unplanned) while it is not, never another server;
-2. the address the device sends to, when it is the address a live edge server
-   registered: equal after lower-casing, loopback names taken as one
-   (`localhost`, `127.0.0.1`, `::1`), or the same port and one host the first
-   DNS label of the other (`edge-0.edge.ns.svc:50051` is `edge-0:50051`, the
-   name a StatefulSet pod registers);
+2. the address the device sends to, when it is the address an edge server
+   registered (that server while it is live; none while it is stale): equal
+   after lower-casing, loopback names taken as one (`localhost`, `127.0.0.1`,
+   `::1`), or the same port and one host the first DNS label of the other
+   (`edge-0.edge.ns.svc:50051` is `edge-0:50051`, the name a StatefulSet pod
+   registers);
 3. neither, with one live edge server: that one, so a one-server setup whose
    addresses do not match (a container's host name against its service name)
    plans as it did; with several, a device that sends to an address no server
@@ -67,33 +68,37 @@ def same_address(a: str, b: str) -> bool:
     return ha.split(".", 1)[0] == hb or hb.split(".", 1)[0] == ha
 
 
-def associate(device: Node, servers: list[Node]) -> Association:
-    """The group of `device` among the live `servers`."""
+def associate(device: Node, servers: list[Node], registered: list[Node] | None = None) -> Association:
+    """The group of `device` among the live `servers` (`registered`: every edge server, stale ones too)."""
     named = device.profile.server_node_id
     if named:
         if any(s.node_id == named for s in servers):
             return Association(named, "node id")
         return Association(None, "none", f"names edge server {named!r}, which is not registered (or is stale)")
-    if not servers:
-        return Association(None, "none", "no live edge server")
     ordered = sorted(servers, key=lambda s: s.node_id)
+    live = {s.node_id for s in servers}
     address = device.profile.server_address
     if address:
-        for s in ordered:
+        for s in sorted(registered or servers, key=lambda s: (s.node_id not in live, s.node_id)):
             if same_address(address, s.address):
-                return Association(s.node_id, "address")
-        if len(ordered) > 1:
-            return Association(None, "none", f"sends to {address[:80]!r}, which no live edge server registered "
+                if s.node_id in live:
+                    return Association(s.node_id, "address")
+                return Association(None, "none", f"sends to {address[:80]!r}, the address of edge server "
+                                   f"{s.node_id!r}, which is stale")
+    if not ordered:
+        return Association(None, "none", "no live edge server")
+    if address and len(ordered) > 1:
+        return Association(None, "none", f"sends to {address[:80]!r}, which no live edge server registered "
                                "as its address (name the server with the agent's --server-node)")
     return Association(ordered[0].node_id, "default")
 
 
-def membership(devices: list[Node], servers: list[Node]) -> dict[str, list[Node]]:
-    """Live devices by the server whose group they are in (each list in id order); servers without devices
-    are left out."""
+def membership(devices: list[Node], servers: list[Node], registered: list[Node]) -> dict[str, list[Node]]:
+    """Live devices by the live server whose group they are in (each list in id order); servers without
+    devices are left out."""
     groups: dict[str, list[Node]] = {}
     for d in sorted(devices, key=lambda n: n.node_id):
-        server = associate(d, servers).server
+        server = associate(d, servers, registered).server
         if server is not None:
             groups.setdefault(server, []).append(d)
     return groups

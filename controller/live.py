@@ -139,10 +139,13 @@ class LiveSystem:
     # -- groups --------------------------------------------------------------------------
     def members(self) -> dict[str, list[Node]]:
         """Live devices by the live edge server whose group they are in."""
-        return membership(self.by_role("device"), self.by_role("server"))
+        return membership(self.by_role("device"), self.by_role("server"), self._servers())
+
+    def _servers(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.role == "server"]
 
     def association(self, device: Node) -> Association:
-        return associate(device, self.by_role("server"))
+        return associate(device, self.by_role("server"), self._servers())
 
     def changed_groups(self) -> tuple[list[str], list[str]]:
         """(groups to re-plan, groups gone): see `controller.groups.changed`."""
