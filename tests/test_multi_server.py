@@ -18,9 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 
+from controller.association import Association, associate, same_address
+from controller.registry import Node as RegNode
 from splitbed.v1 import control_pb2
 from tests.fake_nodes import Node, profile
 from tests.launch import Proc, start_controller
@@ -249,4 +252,55 @@ def test_restart_restores_every_device_plan_and_versions_continue(tmp_path):
         assert after["edge-b"]["dev-b1"] == plan_before["issued_version"] + 1
     finally:
         close(nodes)
+        proc.stop()
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("127.0.0.1:50051", "localhost:50051", True),
+    ("EDGE-0:50051", "edge-0:50051", True),
+    ("edge-0.edge-headless.splitbed.svc.cluster.local:50051", "edge-0:50051", True),
+    ("[::1]:7", "127.0.0.1:7", True),
+    ("edge-0:50051", "edge-1:50051", False),
+    ("edge-0:50051", "edge-0:50052", False),
+    ("edge-0.a:1", "edge-0.b:1", False),
+    ("", "edge-0:1", False),
+])
+def test_address_matching(a, b, same):
+    assert same_address(a, b) is same and same_address(b, a) is same
+
+
+def _node(nid: str, role: str, address: str = "", **names: str) -> RegNode:
+    p = profile(role)
+    for key, value in names.items():
+        setattr(p, key, value)
+    return RegNode(nid, role, address, p)
+
+
+def test_association_rules_do_not_depend_on_order():
+    a, b = _node("edge-a", "server", "10.0.0.1:50051"), _node("edge-b", "server", "edge-b:50051")
+    named = _node("d1", "device", server_node_id="edge-b", server_address="10.0.0.1:50051")
+    by_dns = _node("d2", "device", server_address="edge-b.edge-headless.ns.svc:50051")
+    lost = _node("d3", "device", server_address="10.9.9.9:50051")
+    old = _node("d4", "device")  # an agent that names nothing
+    for servers in ([a, b], [b, a]):
+        assert associate(named, servers, servers) == Association("edge-b", "node id")
+        assert associate(by_dns, servers, servers) == Association("edge-b", "address")
+        assert associate(lost, servers, servers).server is None  # several servers: never a guess
+        assert associate(old, servers, servers) == Association("edge-a", "default")
+    assert associate(lost, [a], [a]) == Association("edge-a", "default")  # one server: that one
+    assert associate(named, [a], [a, b]).server is None  # its server is stale: it waits
+    assert associate(by_dns, [a], [a, b]).server is None
+    assert "stale" in associate(by_dns, [a], [a, b]).why
+
+
+def test_bad_server_names_are_refused():
+    proc = start_controller()
+    try:
+        for names in ({"server_node_id": "../etc"}, {"server_address": "x" * 300}):
+            with pytest.raises(grpc.RpcError) as err:
+                Node(proc.address, "dev-x", "device", node_profile=_node("d", "device", **names).profile)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "profile.server_" in err.value.details()
+        assert get(proc, "/v1/nodes") == []
+    finally:
         proc.stop()
