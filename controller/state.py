@@ -66,7 +66,7 @@ class Snapshot:
 
 @dataclass
 class StoredPlan:
-    """One plan row: what `record_plan` writes, and for a device's current plan what is loaded back."""
+    """One plan row: what `record_group` writes, and for a device's current plan what is loaded back."""
 
     version: int
     reason: str
@@ -141,24 +141,6 @@ class StateStore:
 
     def save_version(self, version: int) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (json.dumps(version),))
-
-    def record_plan(self, *, version: int, reason: str, status: str, budget: tuple[float, float],
-                    pins: dict[str, float], config: control_pb2.Config | None, answer: Answer | None) -> float:
-        """One transaction: the plan row, and (when applied) the budget and pins it was made under."""
-        at = time.time()
-        with self._tx():
-            self._db.execute(
-                "INSERT OR REPLACE INTO plans VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (version, reason, status, json.dumps({"latency_s": budget[0], "energy_j": budget[1]}),
-                 json.dumps(pins), at, config.SerializeToString() if config is not None else None,
-                 answer.model_dump_json() if answer is not None else None))
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (json.dumps(version),))
-            if status == "applied":
-                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('budget', ?)", (json.dumps(list(budget)),))
-                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('pins', ?)", (json.dumps(pins),))
-                self._forget_old_configs(version)
-            self._db.execute("DELETE FROM plans WHERE version <= ?", (version - HISTORY_KEPT,))
-        return at
 
     def _forget_old_configs(self, newest: int) -> None:
         # Only the plans some device runs now (and the newest) need their config and answer after a restart.
