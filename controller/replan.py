@@ -99,6 +99,26 @@ def _remember(live: Any, plans: dict[str, Plan], reason: str, budget: Budget, bu
     del live.history[:-1000]
 
 
+def _keep_what_was_applied(live: Any, server: Node, devices: list[Node], plans: dict[str, Plan],
+                           rows: list[StoredPlan], exc: SplitbedError, reason: str) -> float:
+    """After a push that failed part-way: the devices that got their new plan keep it, the group is marked
+    for a re-plan, and budget and pins stay as they were. The time it was recorded."""
+    sid = server.node_id
+    applied = {d: p for d, p in plans.items() if p.status == "applied"}
+    live.last_error = (f"group of {sid}: versions {sorted(p.config.version for p in plans.values())} ({reason}) "
+                       f"not adopted{' whole' if applied else ''}: {exc}")
+    group = live.groups.get(sid)
+    if applied and group is not None:  # what the devices run now, re-planned at the next chance
+        group.plans.update(applied)
+        group.incomplete = True
+    elif applied:
+        group = live.groups[sid] = Group(sid, applied, None, keys_of(server, devices), incomplete=True)
+    current = {d: p.config.version for d, p in group.plans.items()} if group else {}
+    answer = group.answer.model_dump_json() if group and group.answer else None
+    return float(live.store.record_group(sid, rows, current, answer, incomplete=bool(group and group.incomplete),
+                                         settings=None))
+
+
 async def _push_and_adopt(live: Any, reason: str, server: Node, devices: list[Node], answer: Solved,
                           budget: Budget, budgets: dict[str, Budget], pins: dict[str, float]) -> Plan:
     sid = server.node_id
@@ -108,30 +128,20 @@ async def _push_and_adopt(live: Any, reason: str, server: Node, devices: list[No
     plans = _plans(answer, first, devices, live, reason)
     before = live.groups.get(sid)
     old = {d: p for d, p in (before.plans if before else {}).items() if d in plans}
-    rows = lambda: [_row(p, reason, budgets.get(d, budget), pins) for d, p in plans.items()]  # noqa: E731
     try:
         await push_group(plans, old, server, {n.node_id: n for n in devices}, live.settings.ack_timeout_s)
     except SplitbedError as exc:
         for p in plans.values():
             p.status = "failed" if p.status == "pending" else p.status
-        applied = {d: p for d, p in plans.items() if p.status == "applied"}
-        live.last_error = (f"group of {sid}: versions {sorted(p.config.version for p in plans.values())} "
-                           f"({reason}) not adopted{' whole' if applied else ''}: {exc}")
-        if applied and before is not None:  # what the devices run now, re-planned at the next chance
-            before.plans.update(applied)
-            before.incomplete = True
-        elif applied:
-            live.groups[sid] = Group(sid, applied, None, keys_of(server, devices), incomplete=True)
-        group = live.groups.get(sid)
-        at = live.store.record_group(sid, rows(), {d: p.config.version for d, p in group.plans.items()}
-                                     if group else {}, group.answer.model_dump_json() if group and group.answer
-                                     else None, incomplete=bool(group and group.incomplete), settings=None)
+        rows = [_row(p, reason, budgets.get(d, budget), pins) for d, p in plans.items()]
+        at = _keep_what_was_applied(live, server, devices, plans, rows, exc, reason)
         _remember(live, plans, reason, budget, budgets, pins, sid, at)
         raise
+    rows = [_row(p, reason, budgets.get(d, budget), pins) for d, p in plans.items()]
     group = Group(sid, plans, answer if isinstance(answer, MultiAnswer) else None, keys_of(server, devices))
     live.groups[sid] = group
     live.budget, live.device_budgets, live.pins, live.last_error = budget, budgets, pins, None
-    at = live.store.record_group(sid, rows(), {d: p.config.version for d, p in plans.items()},
+    at = live.store.record_group(sid, rows, {d: p.config.version for d, p in plans.items()},
                                  group.answer.model_dump_json() if group.answer else None, incomplete=False,
                                  settings=(budget, pins, budgets))
     _remember(live, plans, reason, budget, budgets, pins, sid, at)
