@@ -1,10 +1,13 @@
-"""The live system: registered nodes, the current plan and its version, budget and pins, kept durably.
+"""The live system: registered nodes, the per-server groups and their plans, budget and pins, kept durably.
 
-A re-plan is one transaction: the plan, the budget and the pins it was made
-under are adopted together once the push succeeded, or not at all. The
-version counter only grows (a failed push burns its number, so a server that
-did load it never mistakes the next plan for one it has), and every change is
-written to the state file before it is reported.
+Each edge server and the live devices that send to it form a group
+(`controller.association`), planned as a whole and independently of the
+others (`controller.replan`). A group's re-plan is one transaction: its plans,
+and the budget and pins they were made under, are adopted together once the
+push succeeded, or not at all. The version counter only grows (a failed push
+burns its number, so a server that did load it never mistakes the next plan
+for one it has), and every change is written to the state file before it is
+reported; a restarted controller restores every device's plan and version.
 """
 
 from __future__ import annotations
@@ -15,17 +18,18 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pydantic import ValidationError
-
+from controller.association import Association, associate, check_server_ref, membership
 from controller.drift import DriftGate
-from controller.live_group import new_budgets, replan_group
-from controller.live_problem import problem_dict
+from controller.groups import Group, changed, restore
+from controller.live_group import new_budgets
+from controller.live_problem import validation_message
 from controller.multi_planner import MultiPlanner
 from controller.multi_problem import MultiAnswer
 from controller.planner import Planner
-from controller.problem import Answer, Problem
-from controller.push import PIN_FIELDS, Plan, config_from_answer, push_plan
+from controller.problem import Answer
+from controller.push import PIN_FIELDS, Plan
 from controller.registry import ROLES, Node, NodeRegistry
+from controller.replan import plan_groups
 from controller.settings import ControllerSettings
 from controller.state import StateStore
 from splitbed.errors import FailedPrecondition, InvalidArgument, SplitbedError, Unavailable
@@ -35,15 +39,7 @@ from splitbed.v1 import control_pb2
 logger = logging.getLogger(__name__)
 
 __all__ = ["PIN_FIELDS", "ROLES", "LiveSystem", "Node", "Plan", "validation_message"]
-
-
-def validation_message(exc: ValidationError) -> str:
-    """One line per bad field, each naming the field (the same text REST returns as 422 detail)."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(body)"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
+NO_GROUP = "planning needs a registered device agent and an edge server (not stale)"
 
 
 def _finite(values: dict[str, float]) -> dict[str, float]:
@@ -61,21 +57,16 @@ class LiveSystem:
         self.store = store or StateStore(settings.state)
         self.registry = NodeRegistry(self.store, ttl_s=settings.node_ttl_s, max_nodes=settings.max_nodes)
         self.nodes = self.registry.nodes
-        self.plan: Plan | None = None
+        self.plan: Plan | None = None  # the newest plan adopted (of any group)
         self.history: list[dict[str, Any]] = []
         self.version = 0
         self.budget = (settings.latency_budget_s, settings.energy_budget_j)
         self.pins: dict[str, float] = {}
-        # Per-device plans (several live devices): device id -> plan, budgets set per device, and whose
-        # devices the current plans cover (None after a restart: not known).
         self.multi_planner = MultiPlanner(self.planner)
-        self.device_plans: dict[str, Plan] = {}
+        self.groups: dict[str, Group] = {}  # edge server id -> its group's current plans
         self.device_budgets: dict[str, tuple[float, float]] = {}
-        self.planned_devices: set[str] | None = None
-        self.group_server: str | None = None
-        self.last_group_answer: MultiAnswer | None = None
         self._replan_lock = asyncio.Lock()
-        self.last_answer: Answer | None = None
+        self._watch: asyncio.Task[None] | None = None
         self.last_error: str | None = None
         self.metrics = Metrics("controller")
         self.drift = DriftGate(settings.drift_threshold, settings.drift_confirm, settings.drift_min_interval_s)
@@ -87,14 +78,35 @@ class LiveSystem:
         self.budget = snap.budget or self.budget
         self.pins = snap.pins
         self.history = snap.history
+        self.device_budgets = snap.device_budgets
         self.registry.restore(snap.nodes)
-        if snap.plan is not None:
+        self.groups = restore(snap.groups, self.nodes)
+        if self.groups:
+            self.plan = max((g.latest() for g in self.groups.values()), key=lambda p: p.config.version)
+        elif snap.plan is not None:  # a state file from before per-server groups: its one current plan
             config, answer, status, at = snap.plan
             self.plan = Plan(config, answer, status, at)
-            self.metrics.applied(config.version, {f: getattr(config.knobs, f) for f in PIN_FIELDS})
+        if self.plan is not None:
+            self.metrics.applied(self.plan.config.version,
+                                 {f: getattr(self.plan.config.knobs, f) for f in PIN_FIELDS})
         if snap.version:
-            logger.info("state %s: version %d, %d nodes, budget %s, pins %s", self.store.path, snap.version,
-                        len(snap.nodes), self.budget, self.pins)
+            logger.info("state %s: version %d, %d nodes, %d groups, budget %s, pins %s", self.store.path,
+                        snap.version, len(snap.nodes), len(self.groups), self.budget, self.pins)
+
+    def start(self) -> None:
+        """Watch for nodes going stale (call once, in the event loop)."""
+        self._watch = asyncio.get_running_loop().create_task(self._watch_staleness(), name="stale-watch")
+
+    async def _watch_staleness(self) -> None:
+        """A node that goes stale leaves its group: re-plan that group (only when the stale set changed)."""
+        every = min(1.0, max(0.05, self.settings.node_ttl_s / 4))
+        stale = self.registry.stale_ids()
+        while True:
+            await asyncio.sleep(every)
+            now_stale = self.registry.stale_ids()
+            newly, stale = now_stale - stale, now_stale
+            if newly and self.group_changed():
+                await self.replan_quietly(f"{', '.join(sorted(newly))} went stale")
 
     # -- nodes ---------------------------------------------------------------------------
     def node(self, node_id: str) -> Node:
@@ -107,44 +119,83 @@ class LiveSystem:
     async def register(self, node_id: str, role: int, profile: control_pb2.NodeProfile, address: str,
                        applied_version: int = 0) -> bool:
         """Register (or re-attach) a node; True when an already known node's profile changed."""
+        check_server_ref(profile)
         known = node_id in self.nodes
-        _node, changed = self.registry.register(node_id, role, profile, address, applied_version)
+        _node, was_changed = self.registry.register(node_id, role, profile, address, applied_version)
         self.version = max(self.version, applied_version)
-        return known and changed
+        return known and was_changed
 
     def delete_node(self, node_id: str) -> Node:
         node = self.registry.delete(node_id)
         if node.queue is not None:
             node.queue.put_nowait(control_pb2.Config(reason="deregistered"))  # ends its WatchConfig stream
         logger.info("node %s deleted", node_id)
-        self.device_budgets.pop(node_id, None)
-        if self.ready() and self.group_changed():
+        if self.device_budgets.pop(node_id, None) is not None:
+            self.store.save_device_budgets(self.device_budgets)
+        if self.group_changed():
             asyncio.get_running_loop().create_task(self.replan_quietly(f"{node_id} left"))
         return node
 
+    # -- groups --------------------------------------------------------------------------
+    def members(self) -> dict[str, list[Node]]:
+        """Live devices by the live edge server whose group they are in."""
+        return membership(self.by_role("device"), self.by_role("server"), self._servers())
+
+    def _servers(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.role == "server"]
+
+    def association(self, device: Node) -> Association:
+        return associate(device, self.by_role("server"), self._servers())
+
+    def changed_groups(self) -> tuple[list[str], list[str]]:
+        """(groups to re-plan, groups gone): see `controller.groups.changed`."""
+        return changed(self.groups, self.members(), self.nodes)
+
     def group_changed(self) -> bool:
-        """True when the live devices are not those the current plans were made for."""
-        ids = {n.node_id for n in self.by_role("device")}
-        if self.planned_devices is None:  # restored: one device keeps its restored plan
-            return len(ids) > 1 and set(self.device_plans) != ids
-        return ids != self.planned_devices
+        """True when some group's live devices or profiles are not those its plans were made for."""
+        replan, gone = self.changed_groups()
+        return bool(replan or gone)
+
+    def unassigned(self) -> dict[str, str]:
+        """Live devices in no group, and why."""
+        out = {}
+        for d in self.by_role("device"):
+            link = self.association(d)
+            if link.server is None:
+                out[d.node_id] = link.why
+        return out
+
+    def plan_of(self, device_id: str) -> Plan | None:
+        for group in self.groups.values():
+            if device_id in group.plans:
+                return group.plans[device_id]
+        return None
+
+    def group_of(self, device_id: str) -> str | None:
+        return next((s for s, g in self.groups.items() if device_id in g.plans), None)
+
+    @property
+    def device_plans(self) -> dict[str, Plan]:
+        """Every device's current plan, across the groups."""
+        return {d: p for g in self.groups.values() for d, p in g.plans.items()}
 
     def subscribe(self, node_id: str, known_version: int) -> asyncio.Queue[control_pb2.Config]:
         node = self.node(node_id)
         node.queue = asyncio.Queue()
         self.registry.seen(node)
-        if self.device_plans:
-            for p in sorted(self.device_plans.values(), key=lambda p: p.config.version):
-                if p.config.version > known_version and (node.role == "server" or (
-                        p.config.device_id == node_id and p.status == "applied")):
-                    node.queue.put_nowait(p.config)
-            return node.queue
-        plan = self.plan
-        # A device must not get a plan its server has not applied yet.
-        # (After a restart the restored plan may be one device's own: never hand it to another device.)
-        if plan is not None and plan.config.version > known_version and (node.role == "server" or (
-                plan.status == "applied" and plan.config.device_id in ("", node_id))):
-            node.queue.put_nowait(plan.config)
+        if node.role == "server":  # every plan of its own group
+            group = self.groups.get(node_id)
+            plans = list(group.plans.values()) if group else []
+        else:  # its own plan, once its server has applied it
+            own = self.plan_of(node_id)
+            plans = [own] if own is not None and own.status == "applied" else []
+        legacy = self.plan  # restored from a state file without groups: one plan for every node
+        if not self.groups and legacy is not None and legacy.config.device_id in ("", node_id) and (
+                node.role == "server" or legacy.status == "applied"):
+            plans = [legacy]
+        for p in sorted(plans, key=lambda p: p.config.version):
+            if p.config.version > known_version:
+                node.queue.put_nowait(p.config)
         return node.queue
 
     def unsubscribe(self, node_id: str, queue: asyncio.Queue[control_pb2.Config]) -> None:
@@ -177,24 +228,27 @@ class LiveSystem:
         node.telemetry_sources.update({k: v[:200] for k, v in report.sources.items()})
         self.registry.seen(node)
         if report.HasField("profile"):
+            check_server_ref(report.profile)
             node.profile = report.profile
             node.profiled.set()
             self.store.save_node(node.stored())
         gain = report.values.get("gain")
-        if gain and node.role == "device" and self.plan is not None:
+        own = self.plan_of(node.node_id)
+        if gain and node.role == "device" and own is not None:
             planned = node.profile.link.gain
             adopted = None
             if 0 < gain <= 1 and planned > 0:
                 adopted = self.drift.check(node.node_id, planned, gain, report_version=report.config_version,
-                                           plan_version=self.plan.config.version)
+                                           plan_version=own.config.version)
             if adopted is not None:
                 logger.info("channel gain drifted %.3g -> %.3g: re-planning", planned, adopted)
                 node.profile.link.gain = adopted
                 asyncio.get_running_loop().create_task(self.replan_quietly("channel drift"))
 
     async def replan_quietly(self, reason: str) -> None:
+        """Re-plan the groups that changed (each on its own), drop those that are gone; errors are logged."""
         try:
-            await self.replan(reason)
+            await self.replan_changed(reason)
         except SplitbedError as exc:
             self.last_error = f"re-plan ({reason}) failed: {type(exc).__name__}: {exc}"
             logger.error("%s", self.last_error)
@@ -219,88 +273,48 @@ class LiveSystem:
     def ready(self) -> bool:
         return bool(self.by_role("device")) and bool(self.by_role("server"))
 
-    def current_problem(self, latency_s: float | None = None, energy_j: float | None = None,
-                        pins: dict[str, float] | None = None) -> Problem:
-        """The live problem; bad pins are InvalidArgument naming the pin, bad profiles FailedPrecondition."""
-        devices, servers = self.by_role("device"), self.by_role("server")
-        if not devices or not servers:
-            raise FailedPrecondition("planning needs a registered device agent and an edge server (not stale)")
-        t0, e0 = self.budget
-        args = (devices[0].profile, servers[0].profile, self.settings)
-        try:
-            Problem.model_validate(problem_dict(*args, latency_s=latency_s or t0, energy_j=energy_j or e0))
-        except ValidationError as exc:
-            raise FailedPrecondition(f"the nodes' profiles do not make a valid problem: "
-                                     f"{validation_message(exc)}") from None
-        try:
-            return Problem.model_validate(problem_dict(*args, latency_s=latency_s or t0, energy_j=energy_j or e0,
-                                                       pins=self.pins if pins is None else pins))
-        except ValidationError as exc:
-            raise InvalidArgument(f"pins do not fit the live system: {validation_message(exc)}") from None
-
-    async def solve_live(self, latency_s: float | None = None, energy_j: float | None = None,
-                         pins: dict[str, float] | None = None) -> Answer:
-        problem = self.current_problem(latency_s, energy_j, pins)
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self.solver_pool,
-                lambda: self.planner.solve(problem, solver=self.settings.solver, scheme=self.settings.scheme),
-            )
-        except (ArithmeticError, ValueError) as exc:  # each value in range, together beyond the solver's numbers
-            logger.warning("live solve failed on its numbers: %s", exc)
-            raise InvalidArgument(f"budget/pins {problem.budget.model_dump()} {problem.pins.model_dump()} are "
-                                  f"numerically out of range for the solver: {exc}") from None
+    async def replan_changed(self, reason: str) -> None:
+        async with self._replan_lock:
+            members = self.members()
+            replan, gone = changed(self.groups, members, self.nodes)
+            for sid in gone:
+                logger.info("group of %s dropped (%s): %s", sid, reason, sorted(self.groups[sid].plans))
+                del self.groups[sid]
+                self.store.drop_group(sid)
+            if replan:
+                await plan_groups(self, reason, replan, members, self.budget, self.device_budgets, self.pins,
+                                  all_or_nothing=False)
 
     async def replan(self, reason: str, *, latency_s: float | None = None, energy_j: float | None = None,
                      pins: dict[str, float] | None = None,
                      device_id: str | None = None) -> tuple[Answer | MultiAnswer, Plan | None]:
-        """Solve for the live system; if optimal, push it, and only then adopt plan, budget and pins.
+        """Solve, push and adopt: the group of `device_id`, or every group (all of them planned, or none).
 
-        Several live devices are planned jointly, one plan each (`controller.live_group`)."""
+        Returns the (last) answer and the newest plan adopted, None when none was."""
         async with self._replan_lock:
-            if device_id is not None and self.node(device_id).role != "device":
-                raise InvalidArgument(f"node {device_id!r} is not a device agent")
+            members = self.members()
+            servers = sorted(members)
+            if device_id is not None:
+                node = self.node(device_id)
+                if node.role != "device":
+                    raise InvalidArgument(f"node {device_id!r} is not a device agent")
+                link = self.association(node)
+                if link.server is None or node.stale(self.settings.node_ttl_s):
+                    raise FailedPrecondition(f"device {device_id!r} is in no group: "
+                                             f"{link.why or 'it is stale'}")
+                servers = [link.server]
+            if not servers:
+                waiting = "; ".join(f"{d}: {why}" for d, why in sorted(self.unassigned().items()))
+                raise FailedPrecondition(NO_GROUP + (f" ({waiting})" if waiting else ""))
             all_budget, budgets = new_budgets(self.budget, self.device_budgets, latency_s, energy_j, device_id)
             new_pins = dict(self.pins if pins is None else pins)
-            devices = self.by_role("device")
-            if len(devices) > 1 and self.by_role("server"):
-                return await replan_group(self, reason, all_budget, budgets, new_pins)
-            budget = budgets.get(devices[0].node_id, all_budget) if devices else all_budget
-            answer = await self.solve_live(*budget, new_pins)
-            self.last_answer = answer
-            if answer.status != "optimal":
-                self.last_error = f"no plan ({reason}): {answer.status} {answer.message or ''}".strip()
-                logger.warning("%s", self.last_error)
-                return answer, None
-            self.version += 1
-            self.store.save_version(self.version)
-            model = self.by_role("device")[0].profile.model
-            plan = Plan(config_from_answer(self.version, answer, model, self.settings, reason), answer)
-            try:
-                await push_plan(plan, self.by_role("server"), self.by_role("device"), self.settings.ack_timeout_s)
-            except SplitbedError as exc:
-                self.last_error = f"version {plan.config.version} ({reason}) not adopted: {exc}"
-                self.record_plan(plan, reason, budget, new_pins)
-                raise
-            self.budget, self.pins, self.plan, self.last_error = all_budget, new_pins, plan, None
-            self.device_budgets, self.device_plans = budgets, {}
-            self.planned_devices = {n.node_id for n in self.by_role("device")}
-            self.record_plan(plan, reason, budget, new_pins)
-            self.metrics.stage_seconds.labels("controller", "solve").observe(answer.solve_time_s)
-            self.metrics.applied(plan.config.version, {f: getattr(plan.config.knobs, f) for f in PIN_FIELDS})
+            answer, plan = await plan_groups(self, reason, servers, members, all_budget, budgets, new_pins,
+                                             all_or_nothing=True)
+            assert answer is not None  # all or nothing: an error was raised otherwise
             return answer, plan
 
-    def record_plan(self, plan: Plan, reason: str, budget: tuple[float, float], pins: dict[str, float]) -> None:
-        at = self.store.record_plan(version=plan.config.version, reason=reason, status=plan.status, budget=budget,
-                                    pins=pins, config=plan.config, answer=plan.answer)
-        entry: dict[str, Any] = {"version": plan.config.version, "reason": reason, "status": plan.status,
-                                 "budget": {"latency_s": budget[0], "energy_j": budget[1]}, "pins": pins, "at": at}
-        if plan.dropped:
-            entry["dropped"] = plan.dropped
-        self.history.append(entry)
-        del self.history[:-1000]
-
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
         self.solver_pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()

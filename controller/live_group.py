@@ -1,7 +1,7 @@
 """Per-device plans: the devices of an edge server planned jointly (the multi-device P1), one plan each.
 
-A group is one edge server and the live devices registered with the
-controller. Each device enters with its own profile (FLOPs, parameters and
+A group is one edge server and the live devices that send to it
+(`controller.association`). Each device enters with its own profile (FLOPs, parameters and
 payload per split, clock, link), its own budget and rate 1/T0_k; the server
 is shared (Σ λ_k t̃_k ≤ u_max) and so is the uplink airtime. Devices are
 taken in id order, so registration order never changes the plan.
@@ -14,7 +14,6 @@ clock switching is not done.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -26,7 +25,7 @@ from controller.multi_problem import MultiAnswer, MultiProblem
 from controller.push import Plan, config_from_answer, push_plan
 from controller.registry import Node
 from controller.settings import ControllerSettings
-from splitbed.errors import FailedPrecondition, InvalidArgument, SplitbedError
+from splitbed.errors import FailedPrecondition, InvalidArgument
 
 logger = logging.getLogger(__name__)
 
@@ -117,52 +116,3 @@ async def push_group(plans: dict[str, Plan], old: dict[str, Plan], server: Node,
         await push_plan(plan, [server], [devices[dev_id]], ack_timeout_s)
     logger.info("group of %s: per-device plans %s", server.node_id,
                 {d: p.config.version for d, p in plans.items()})
-
-
-def group_view(plans: dict[str, Plan], server_id: str, answer: MultiAnswer | None,
-               msg: Any) -> dict[str, Any]:
-    """A group as REST shows it: its server, shared loads and each device's plan."""
-    return {
-        "server": server_id,
-        "devices": {d: {"version": p.config.version, "status": p.status, "config": msg(p.config),
-                        "answer": p.answer.model_dump()} for d, p in sorted(plans.items())},
-        "server_utilisation": answer.server_utilisation if answer else None,
-        "uplink_utilisation": answer.uplink_utilisation if answer else None,
-        "u_max": answer.u_max if answer else None,
-    }
-
-
-async def replan_group(live: Any, reason: str, budget: Budget, budgets: dict[str, Budget],
-                       pins: dict[str, float]) -> tuple[MultiAnswer, Plan | None]:
-    """Plan the group jointly and push each device its plan; adopt plans, budgets and pins only once pushed.
-
-    `live` is the `controller.live.LiveSystem` (its replan lock held by the caller).
-    Devices do not name their edge server yet, so the live devices form one group on the first live server.
-    """
-    devices, server = live.by_role("device"), live.by_role("server")[0]
-    problem = group_problem(devices, server, live.settings, budgets, budget, pins)
-    loop = asyncio.get_running_loop()
-    answer = await loop.run_in_executor(live.solver_pool, solve_group, live.multi_planner, problem)
-    live.last_group_answer = answer
-    if answer.status != "optimal":
-        live.last_error = f"no plan ({reason}): {answer.status} {answer.message or ''}".strip()
-        logger.warning("%s", live.last_error)
-        return answer, None
-    first = live.version + 1
-    live.version += len(answer.devices)
-    live.store.save_version(live.version)
-    plans = group_plans(answer, first, devices[0].profile.model, live.settings, reason)
-    try:
-        await push_group(plans, live.device_plans, server, {n.node_id: n for n in devices},
-                         live.settings.ack_timeout_s)
-    except SplitbedError as exc:
-        live.last_error = f"versions {sorted(p.config.version for p in plans.values())} ({reason}) not adopted: {exc}"
-        raise
-    live.budget, live.device_budgets, live.pins, live.last_error = budget, budgets, pins, None
-    live.device_plans, live.group_server = plans, server.node_id
-    live.planned_devices = set(plans)
-    for dev_id, plan in sorted(plans.items(), key=lambda kv: kv[1].config.version):
-        live.record_plan(plan, reason, budgets.get(dev_id, budget), pins)
-    live.plan = max(plans.values(), key=lambda p: p.config.version)
-    live.metrics.stage_seconds.labels("controller", "solve").observe(answer.solve_time_s)
-    return answer, live.plan

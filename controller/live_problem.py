@@ -10,11 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from controller.problem import Problem
 from controller.seq_curve import flops_per_cycle_at
 from controller.settings import ControllerSettings
 from splitbed.errors import FailedPrecondition
 from splitbed.v1 import control_pb2
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line per bad field, each naming the field (the same text REST returns as 422 detail)."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(body)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
 
 
 def _processor(profile: control_pb2.NodeProfile, who: str, seq_len: int = 0) -> dict[str, Any]:

@@ -34,10 +34,11 @@ class Node:
     queue: asyncio.Queue[control_pb2.Config] | None = None
     acks: dict[int, asyncio.Event] = field(default_factory=dict)
     profiled: asyncio.Event = field(default_factory=asyncio.Event)
+    restored_at: float = 0.0  # loaded from the state file at this time: one TTL from then to come back
 
     def stale(self, ttl_s: float, now: float | None = None) -> bool:
-        """Silent too long: no open config stream and no call within the TTL."""
-        return self.queue is None and (now or time.time()) - self.last_seen > ttl_s
+        """Silent too long: no open config stream and no call within the TTL (nor since a restart)."""
+        return self.queue is None and (now or time.time()) - max(self.last_seen, self.restored_at) > ttl_s
 
     def stored(self) -> StoredNode:
         return StoredNode(self.node_id, self.role, self.address, self.profile, self.registered_at, self.last_seen,
@@ -61,9 +62,12 @@ class NodeRegistry:
         self.nodes: dict[str, Node] = {}
 
     def restore(self, stored: list[StoredNode]) -> None:
+        # A restarted controller gives every node it knew one TTL to come back before it counts as stale,
+        # so a node that reconnects in time never leaves (nor re-plans) its group.
+        now = time.time()
         for s in stored[: self.max_nodes]:
             self.nodes[s.node_id] = Node(s.node_id, s.role, s.address, s.profile, s.registered_at, s.last_seen,
-                                         acked_version=s.acked_version)
+                                         acked_version=s.acked_version, restored_at=now)
 
     def get(self, node_id: str) -> Node:
         try:
@@ -75,6 +79,10 @@ class NodeRegistry:
         """Nodes of a role that planning may use: not stale, oldest registration first."""
         now = time.time()
         return [n for n in self.nodes.values() if n.role == role and not n.stale(self.ttl_s, now)]
+
+    def stale_ids(self) -> set[str]:
+        now = time.time()
+        return {n.node_id for n in self.nodes.values() if n.stale(self.ttl_s, now)}
 
     def seen(self, node: Node) -> None:
         node.last_seen = time.time()

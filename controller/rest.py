@@ -16,9 +16,9 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.auth import Authority
+from controller.group_views import group_view, node_group
 from controller.http_guard import AdminOnly, BodyLimit, access, install_error_handlers, node_id_param
 from controller.live import PIN_FIELDS, LiveSystem
-from controller.live_group import group_view
 from controller.multi_openapi import document_multi_solve
 from controller.multi_problem import MultiAnswer
 from controller.multi_rest import MultiSolveMiddleware
@@ -65,23 +65,15 @@ def plan_view(live: LiveSystem) -> dict[str, Any]:
         "pins": live.pins,
         "device_budgets": {d: {"latency_s": b[0], "energy_j": b[1]} for d, b in sorted(live.device_budgets.items())},
         "groups": groups_view(live),
+        "unassigned": live.unassigned(),
         "last_error": live.last_error,
         "history": live.history[-20:],
     }
 
 
 def groups_view(live: LiveSystem) -> list[dict[str, Any]]:
-    """Per-server groups and their per-device plans (several devices); empty with one device (see `config`)."""
-    if not live.device_plans or live.group_server is None:
-        return []
-    return [group_view(live.device_plans, live.group_server, live.last_group_answer, _msg)]
-
-
-def _group_of(live: LiveSystem, n: Any) -> dict[str, Any]:
-    if n.role == "server":
-        return {"group": n.node_id if n.node_id == live.group_server else None}
-    plan = live.device_plans.get(n.node_id)
-    return {"group": live.group_server if plan else None, "plan_version": plan.config.version if plan else None}
+    """Per-server groups and their per-device plans, in server id order."""
+    return [group_view(g, _msg) for _, g in sorted(live.groups.items())]
 
 
 def nodes_view(live: LiveSystem) -> list[dict[str, Any]]:
@@ -96,7 +88,7 @@ def nodes_view(live: LiveSystem) -> list[dict[str, Any]]:
             "stale": n.stale(live.settings.node_ttl_s, now),
             "applied_version": n.acked_version, "applied": n.applied, "applied_sources": n.applied_sources,
             "ack_error": n.ack_error, "telemetry": n.telemetry, "telemetry_sources": n.telemetry_sources,
-            "subscribed": n.queue is not None, **_group_of(live, n),
+            "subscribed": n.queue is not None, **node_group(live, n),
         })
     return out
 

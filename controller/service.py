@@ -57,6 +57,7 @@ async def serve(settings: ControllerSettings) -> None:
     authority = Authority(load_tokens(settings.token_file) if settings.token_file else None,
                           reads_need_token=settings.auth_reads)
     live = LiveSystem(settings)
+    live.start()  # nodes going stale leave their groups
     pool = SolvePool(settings)
     servicer = ControlServicer(live, authority, pool, mutual_tls=tls.mutual)
 

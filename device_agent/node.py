@@ -65,8 +65,13 @@ class DeviceNode:
 
     async def profile(self) -> control_pb2.NodeProfile:
         compute = await measure_compute(self.hw, self.parts.state.part, self.seq_len)
-        return node_profile(model=self.settings.model, source=self.source, seq_len=self.seq_len, compute=compute,
-                            encoding=self.parts.state.encoding, link=await self.uplink.profile(self.ping))
+        profile = node_profile(model=self.settings.model, source=self.source, seq_len=self.seq_len,
+                               compute=compute, encoding=self.parts.state.encoding,
+                               link=await self.uplink.profile(self.ping))
+        # Which edge server's group the controller plans this device in (controller/association.py).
+        profile.server_node_id = self.settings.server_node or ""
+        profile.server_address = self.settings.server
+        return profile
 
     async def apply(self, config: control_pb2.Config) -> Applied:
         old = self.parts.state

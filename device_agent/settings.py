@@ -12,7 +12,12 @@ from splitbed.side.settings import SideSettings
 class AgentSettings(SideSettings):
     model_config = SettingsConfigDict(env_prefix="AGENT_", extra="ignore")
 
-    server: str = Field("127.0.0.1:50051", description="Edge server gRPC address host:port.")
+    server: str = Field("127.0.0.1:50051", description="Edge server gRPC address host:port; with a controller "
+                        "it also puts the agent in the group of the edge server registered at this address.")
+    server_node: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="With a controller: the node id of the "
+        "edge server this agent belongs to (its --node-id), for when --server is not the address that server "
+        "registered (NAT, a DNS or Service name); unset = matched by --server.")
     rho_server: float | None = Field(
         None, gt=0.0, le=1.0, description="Server ratio the requests ask for (unset = whatever the server serves)."
     )

@@ -20,15 +20,17 @@ class Node:
 
     def __init__(self, address: str, node_id: str, role: str, *, known_version: int = 0, ack: bool = True,
                  fail: bool = False, tls: TlsFiles | None = None, token: str | None = None,
-                 watch: bool = True) -> None:
+                 watch: bool = True, node_profile: control_pb2.NodeProfile | None = None,
+                 serve_address: str = "") -> None:
         self.channel = sync_channel(address, tls or TlsFiles())
+        self.profile = node_profile or profile(role)
         self.stub = control_pb2_grpc.ControlServiceStub(self.channel)
         self.node_id, self.role, self.ack, self.fail = node_id, role, ack, fail
         self.metadata = [("authorization", f"Bearer {token}")] if token else None
         self.configs: queue.Queue[control_pb2.Config] = queue.Queue()
         code = control_pb2.ROLE_DEVICE if role == "device" else control_pb2.ROLE_SERVER
-        self.stub.Register(control_pb2.RegisterRequest(node_id=node_id, role=code, profile=profile(role),
-                                                       applied_version=known_version),
+        self.stub.Register(control_pb2.RegisterRequest(node_id=node_id, role=code, profile=self.profile,
+                                                       address=serve_address, applied_version=known_version),
                            metadata=self.metadata, timeout=10)
         self.stream = None
         self.ended: grpc.StatusCode | None = None
@@ -44,7 +46,7 @@ class Node:
                 self.configs.put(config)
                 if config.reprofile:  # as a real node does: measure and report the profile
                     self.stub.ReportTelemetry(control_pb2.TelemetryReport(node_id=self.node_id,
-                                                                          profile=profile(self.role)),
+                                                                          profile=self.profile),
                                               metadata=self.metadata, timeout=10)
                 if self.ack and not config.reprofile and config.version:
                     self.stub.Ack(control_pb2.AckRequest(

@@ -88,7 +88,8 @@ def test_failed_push_adopts_nothing(tmp_path):
         proc.stop()
 
 
-def test_server_that_never_acks_is_dropped_from_the_push(tmp_path):
+def test_server_that_never_acks_blocks_no_other_group(tmp_path):
+    """A plan goes only to its own group's server: a silent server without devices is never waited for."""
     proc = start_controller([*BUDGET, "--ack-timeout-s", "3"])
     server, device = _pair(proc)
     dead = Node(proc.address, "edge-dead", "server", ack=False)
@@ -98,10 +99,11 @@ def test_server_that_never_acks_is_dropped_from_the_push(tmp_path):
             r = httpx.put(f"{proc.rest_url}/v1/budget", json={"latency_s": latency, "energy_j": 0.1}, timeout=60)
             assert r.status_code == 200, r.text
             assert r.json()["budget"]["latency_s"] == latency
-            assert r.json()["history"][-1]["dropped"] == ["edge-dead"]
+            assert "dropped" not in r.json()["history"][-1]
         nodes = {n["node_id"]: n for n in httpx.get(f"{proc.rest_url}/v1/nodes").json()}
-        assert "no acknowledgement" in nodes["edge-dead"]["ack_error"]
+        assert nodes["edge-dead"]["ack_error"] is None and nodes["edge-dead"]["group"] is None
         assert nodes["edge-0"]["applied_version"] == _plan(proc)["version"]
+        assert nodes["device-0"]["group"] == "edge-0" and nodes["device-0"]["association"]["by"] == "default"
     finally:
         dead.close(), server.close(), device.close()
         proc.stop()

@@ -155,7 +155,7 @@ class LinkProfile(_message.Message):
     def __init__(self, backend: _Optional[str] = ..., bandwidth_hz: _Optional[float] = ..., noise_psd_w_per_hz: _Optional[float] = ..., gain: _Optional[float] = ..., p_max_w: _Optional[float] = ..., applied_power_w: _Optional[float] = ..., measured_rate_bps: _Optional[float] = ..., rtt_s: _Optional[float] = ...) -> None: ...
 
 class NodeProfile(_message.Message):
-    __slots__ = ("model", "n_layers", "seq_len", "encoding", "splits", "compute", "link", "random_init")
+    __slots__ = ("model", "n_layers", "seq_len", "encoding", "splits", "compute", "link", "random_init", "server_node_id", "server_address")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     N_LAYERS_FIELD_NUMBER: _ClassVar[int]
     SEQ_LEN_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +164,8 @@ class NodeProfile(_message.Message):
     COMPUTE_FIELD_NUMBER: _ClassVar[int]
     LINK_FIELD_NUMBER: _ClassVar[int]
     RANDOM_INIT_FIELD_NUMBER: _ClassVar[int]
+    SERVER_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     model: str
     n_layers: int
     seq_len: int
@@ -172,7 +174,9 @@ class NodeProfile(_message.Message):
     compute: ComputeProfile
     link: LinkProfile
     random_init: bool
-    def __init__(self, model: _Optional[str] = ..., n_layers: _Optional[int] = ..., seq_len: _Optional[int] = ..., encoding: _Optional[str] = ..., splits: _Optional[_Iterable[_Union[SplitCost, _Mapping]]] = ..., compute: _Optional[_Union[ComputeProfile, _Mapping]] = ..., link: _Optional[_Union[LinkProfile, _Mapping]] = ..., random_init: _Optional[bool] = ...) -> None: ...
+    server_node_id: str
+    server_address: str
+    def __init__(self, model: _Optional[str] = ..., n_layers: _Optional[int] = ..., seq_len: _Optional[int] = ..., encoding: _Optional[str] = ..., splits: _Optional[_Iterable[_Union[SplitCost, _Mapping]]] = ..., compute: _Optional[_Union[ComputeProfile, _Mapping]] = ..., link: _Optional[_Union[LinkProfile, _Mapping]] = ..., random_init: _Optional[bool] = ..., server_node_id: _Optional[str] = ..., server_address: _Optional[str] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("node_id", "role", "profile", "address", "applied_version")
