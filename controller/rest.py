@@ -53,6 +53,11 @@ def _msg(message: Any) -> dict[str, Any]:
     return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
 
+def pins_view(pins: dict[str, float]) -> dict[str, float | int]:
+    """Pins as PUT /v1/pins takes them: the split is a layer index, so an int (GET's answer can be PUT back)."""
+    return {k: int(v) if k == "split" else v for k, v in pins.items()}
+
+
 def plan_view(live: LiveSystem) -> dict[str, Any]:
     plan = live.plan
     return {
@@ -62,7 +67,7 @@ def plan_view(live: LiveSystem) -> dict[str, Any]:
         "config": _msg(plan.config) if plan else None,
         "answer": plan.answer.model_dump() if plan else None,
         "budget": {"latency_s": live.budget[0], "energy_j": live.budget[1]},
-        "pins": live.pins,
+        "pins": pins_view(live.pins),
         "device_budgets": {d: {"latency_s": b[0], "energy_j": b[1]} for d, b in sorted(live.device_budgets.items())},
         "groups": groups_view(live),
         "unassigned": live.unassigned(),
@@ -148,8 +153,8 @@ def add_plan_routes(app: FastAPI, live: LiveSystem, admin: Any, reader: Any) -> 
         return JSONResponse(content=plan_view(live))
 
     @app.get("/v1/pins", summary="Knobs currently pinned by hand", dependencies=[Depends(reader)])
-    async def get_pins() -> dict[str, float]:
-        return live.pins
+    async def get_pins() -> dict[str, float | int]:
+        return pins_view(live.pins)
 
     @app.put("/v1/pins", summary="Pin knobs for an experiment; the free ones are re-optimised and pushed",
              dependencies=[Depends(admin)])

@@ -49,6 +49,8 @@ def test_restart_keeps_budget_pins_versions_and_nodes(tmp_path):
         after = _plan(proc)
         assert after["budget"] == {"latency_s": 0.4, "energy_j": 0.2}
         assert after["pins"] == {"split": 3}
+        pins = httpx.get(f"{proc.rest_url}/v1/pins").json()
+        assert pins == {"split": 3} and isinstance(pins["split"], int)  # as PUT /v1/pins takes it back
         assert after["version"] == 3 and after["status"] == "applied"
         assert [h["version"] for h in after["history"]] == [1, 2, 3]
         assert after["config"]["knobs"]["split"] == 3
