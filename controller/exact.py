@@ -185,6 +185,8 @@ class ExactProgram:
         return ts, es, dscale
 
     def solve(self, task: SplitTask) -> RawSolution:
+        if self.structure.mode != "min_latency" and task.stage_budget_s <= 0.0:
+            return RawSolution("infeasible", message="the latency budget does not cover the measured fixed cost")
         ts, es, _ = self._set(task)
         t0 = time.perf_counter()
         try:
@@ -207,7 +209,7 @@ class ExactProgram:
 
         value = math.nan
         if self.structure.mode == "min_latency":
-            value = float(self.problem.value) * ts
+            value = float(self.problem.value) * ts + task.model.t_fixed
         elif self.structure.mode == "min_energy":
             value = float(self.problem.value) * es
         return raw_solution(self.stages, task, ts, es, value=value, solve_time_s=elapsed)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from device_agent.channel_estimate import steady_rate_bps
+from device_agent.fixed_cost import FixedCost, probe_s
 from device_agent.on_device import NOTHING_UPLOADED
 from device_agent.record import RequestRecord
 from device_agent.runner import DeviceRunner, PartState
@@ -51,6 +52,7 @@ class DeviceNode:
     ping: Callable[[], Awaitable[Any]]  # one round trip to the edge server
     metrics: Metrics
     _window: list[RequestRecord] = field(default_factory=list, init=False)
+    fixed: FixedCost = field(default_factory=FixedCost, init=False)  # T_fix, what no modelled stage covers
     slot: tuple[float, float] = field(default=(0.0, 0.0), init=False)  # the plan's (period_s, slot_offset_s)
 
     @classmethod
@@ -65,8 +67,16 @@ class DeviceNode:
 
     async def profile(self) -> control_pb2.NodeProfile:
         compute = await measure_compute(self.hw, self.parts.state.part, self.seq_len)
-        return node_profile(model=self.settings.model, source=self.source, seq_len=self.seq_len, compute=compute,
-                            encoding=self.parts.state.encoding, link=await self.uplink.profile(self.ping))
+        profile = node_profile(model=self.settings.model, source=self.source, seq_len=self.seq_len,
+                               compute=compute, encoding=self.parts.state.encoding,
+                               link=await self.uplink.profile(self.ping))
+        if self.fixed.estimate() is None:
+            self.fixed.probed_s = await probe_s(self.ping, self.source.hidden_size, self.seq_len,
+                                                self.parts.state.encoding)
+        fixed = self.fixed.estimate()
+        if fixed is not None:
+            profile.fixed_latency_s, profile.fixed_latency_source = fixed
+        return profile
 
     async def apply(self, config: control_pb2.Config) -> Applied:
         old = self.parts.state
@@ -96,8 +106,9 @@ class DeviceNode:
         return values.applied()
 
     def observe(self, record: RequestRecord) -> None:
-        """Add a finished request to the telemetry window."""
+        """Add a finished request to the telemetry window and to the T_fix estimate."""
         self._window.append(record)
+        self.fixed.observe(record)
 
     def telemetry(self) -> Telemetry | None:
         """Every `telemetry_every` requests: medians over the window, the upload rate, memory."""
@@ -116,6 +127,9 @@ class DeviceNode:
         errs = [r.prediction_error for r in window if r.prediction_error is not None]
         if errs:
             values["latency_prediction_error_p50"] = statistics.median(errs)
+        fixed = self.fixed.estimate()
+        if fixed is not None:
+            values["fixed_latency_s"], sources["fixed_latency_s"] = fixed
         return Telemetry(values, sources)
 
     def _rate(self, window: list[RequestRecord], values: dict[str, float], sources: dict[str, str]) -> None:

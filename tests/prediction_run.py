@@ -4,7 +4,10 @@
 A device agent (in this process, emulated `paper-device` clock) joins a running
 controller and edge server at a given sequence length; each plan is pinned over
 REST, a few requests settle the freshly loaded parts, and the median measured
-end-to-end latency is set against the plan's prediction (paper eqs. 4-11).
+end-to-end latency is set against the plan's prediction (paper eqs. 4-11 plus
+the measured per-request fixed cost T_fix). Like the agent, it reports telemetry
+every `telemetry_every` requests, so later plans use T_fix as measured on the
+requests so far, earlier ones the agent's probe.
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ async def run_plans(controller_address: str, rest_url: str, edge_address: str, s
     runner = DeviceRunner(AgentSettings(server=edge_address, clock="emulated", clock_profile=device_profile,
                                         seq_len=seq_len, encoding="fp16", warmup=0, node_id="dev-p"))
     await runner.connect(standalone=False)
-    link = ControlClient(controller_address, "dev-p", control_pb2.ROLE_DEVICE, DeviceNode.of(runner))
+    node = DeviceNode.of(runner)
+    link = ControlClient(controller_address, "dev-p", control_pb2.ROLE_DEVICE, node)
     link.start()
     results = []
     try:
@@ -83,8 +87,12 @@ async def run_plans(controller_address: str, rest_url: str, edge_address: str, s
                 await _until_version(link, plan["version"])
                 for i in range(2):  # the first runs of freshly loaded parts are slower
                     await runner.infer_one(prepared[i], f"settle-{i}")
-                recs = [(await runner.infer_one(prepared[i % 3], f"p{plan['version']}-{i}")).to_dict()
-                        for i in range(requests)]
+                recs = []
+                for i in range(requests):
+                    rec = await runner.infer_one(prepared[i % 3], f"p{plan['version']}-{i}")
+                    node.observe(rec)  # as the agent does: telemetry (and its measured T_fix) every N requests
+                    await link.report_telemetry()
+                    recs.append(rec.to_dict())
                 assert {r["config_version"] for r in recs} == {plan["version"]}
                 stages = {k: statistics.median(r["timings"][k] for r in recs) for k in recs[0]["timings"]}
                 results.append(PlanResult(seq_len, pins, plan["config"]["predicted"],
