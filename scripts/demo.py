@@ -9,6 +9,14 @@
 4. prints, per plan version: L, rho, rho~, p, f, f~ and predicted vs measured latency; stops every
    process and exits 0.
 
+The device is the paper's (1 GHz x 32 FLOPs/cycle) with a power coefficient a fifth of the server's
+(phi = 1e-29 against 5e-29), 50 m from the server on a 20 MHz uplink, at 128 tokens. With the paper's
+default device (the same phi and c as the emulated edge CPU, 500 m on 5 MHz) the server is as efficient
+and twice as fast, so every budget gives L = 0 or L = n; here the device is the frugal side and the server
+the fast one, so the default budgets (T0 = 66 ms, E0 = 6.6 mJ) plan a split with device layers and both
+sides pruned, and the live change (T0 = 100 ms, E0 = 4 mJ) moves the whole model onto the device.
+Both were solved offline with `controller solve` for T_fix from 3 to 10 ms and a slower measured c.
+
 `--standalone` runs the controller-less variant (explicit flags only).
 """
 
@@ -115,9 +123,12 @@ def with_controller(args: argparse.Namespace, out: Path) -> int:
             [sys.executable, "-m", "device_agent", "run", "--server", edge.address, "--controller",
              controller.address, "--clock", "emulated", "--clock-profile", "paper-device", "--seq-len",
              str(args.seq_len), "--repeat", str(args.repeat), "--out", str(out), "--reference",
-             "--node-id", "device-0", *pin], env=child_env(), cwd=ROOT)
-        console.print(f"device agent: paper device (1 GHz x 32 FLOPs/cycle, emulated), uplink paced at r(p); "
-                      f"{args.repeat} passes over the built-in sample at {args.seq_len} tokens")
+             "--node-id", "device-0", "--power-coeff", str(args.device_power_coeff), "--distance-m",
+             str(args.distance_m), "--bandwidth-hz", str(args.bandwidth_hz), *pin], env=child_env(), cwd=ROOT)
+        console.print(f"device agent: paper device (1 GHz x 32 FLOPs/cycle, emulated, phi="
+                      f"{args.device_power_coeff:g}), uplink paced at r(p) ({args.distance_m:g} m, "
+                      f"{args.bandwidth_hz / 1e6:g} MHz); {args.repeat} passes over the built-in sample at "
+                      f"{args.seq_len} tokens")
         plans: dict[int, dict[str, Any]] = {}
         plan = wait_for(lambda: (p := httpx.get(f"{url}/v1/plan").json())["status"] == "applied" and p, 180,
                         "the first plan")
@@ -165,11 +176,14 @@ def main() -> int:
     parser.add_argument("--rho", type=float, default=0.9)
     parser.add_argument("--rho-server", type=float, default=0.8)
     parser.add_argument("--method", default="structured-magnitude")
-    parser.add_argument("--latency", type=float, default=0.2, help="initial T0, s")
-    parser.add_argument("--energy", type=float, default=0.05, help="initial E0, J")
-    parser.add_argument("--new-latency", type=float, default=0.08, help="T0 set live through REST, s")
-    parser.add_argument("--new-energy", type=float, default=0.03, help="E0 set live through REST, J")
-    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--latency", type=float, default=0.066, help="initial T0, s")
+    parser.add_argument("--energy", type=float, default=0.0066, help="initial E0, J")
+    parser.add_argument("--new-latency", type=float, default=0.1, help="T0 set live through REST, s")
+    parser.add_argument("--new-energy", type=float, default=0.004, help="E0 set live through REST, J")
+    parser.add_argument("--device-power-coeff", type=float, default=1e-29, help="device phi, W/(cycle/s)^3")
+    parser.add_argument("--distance-m", type=float, default=50.0, help="device-server distance, m")
+    parser.add_argument("--bandwidth-hz", type=float, default=2e7, help="uplink bandwidth B, Hz")
+    parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="splitbed-demo-")) / "results.jsonl"

@@ -13,8 +13,12 @@ requests so far, earlier ones the agent's probe.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,6 +49,12 @@ class PlanResult:
     record: dict[str, Any]  # one request's record
 
     @property
+    def unmodelled_s(self) -> float:
+        """Measured: median e2e minus the medians of the three modelled stages (what T_fix stands for)."""
+        st = self.stages
+        return self.measured_s - st["device_compute_s"] - st["upload_pacing_s"] - st["server_compute_s"]
+
+    @property
     def error(self) -> float:
         return (self.measured_s - self.predicted["latency_s"]) / self.predicted["latency_s"]
 
@@ -54,7 +64,8 @@ class PlanResult:
                 f"{self.measured_s * 1e3:.1f} ms, error {self.error:+.1%} (device {p['t_device_s'] * 1e3:.1f}/"
                 f"{st['device_compute_s'] * 1e3:.1f}, upload {p['t_upload_s'] * 1e3:.1f}/"
                 f"{st['upload_pacing_s'] * 1e3:.1f}, server {p['t_server_s'] * 1e3:.1f}/"
-                f"{st['server_compute_s'] * 1e3:.1f} ms predicted/measured)")
+                f"{st['server_compute_s'] * 1e3:.1f}, fixed {p.get('t_fixed_s', 0.0) * 1e3:.1f}/"
+                f"{self.unmodelled_s * 1e3:.1f} ms predicted/measured)")
 
 
 async def _until_version(link: ControlClient, version: int) -> None:
@@ -101,3 +112,65 @@ async def run_plans(controller_address: str, rest_url: str, edge_address: str, s
         await link.close()
         await runner.close()
     return results
+
+
+def measure_lengths(lengths: list[int], plans_for: Callable[[int], list[dict[str, float]]], *, out: Path,
+                    requests: int = 10, device_profile: str = "paper-device", server_profile: str = "edge-cpu",
+                    edge_args: Sequence[str] = (), say: Callable[[str], Any] = print) -> list[dict[str, Any]]:
+    """A controller and an emulated edge server as real processes; every plan of `plans_for(seq)` pinned at each
+    length in turn. One row per plan, all rows written to `out` after each length (nothing lost)."""
+    from tests.launch import start, start_controller  # processes: only for the benches, not the pytest import
+
+    controller = start_controller(["--latency-budget-s", "2", "--energy-budget-j", "2"])
+    rows: list[dict[str, Any]] = []
+    try:
+        edge = start("edge_server", ["serve", "--host", "127.0.0.1", "--controller", controller.address,
+                                     "--clock", "emulated", "--clock-profile", server_profile, "--node-id", "edge-p",
+                                     *edge_args], threads=2)
+        try:
+            for node in httpx.get(f"{controller.rest_url}/v1/nodes", timeout=30).json():
+                curve = node["profile"]["compute"].get("flops_by_seq_len", [])
+                say(f"{node['node_id']} FLOP/s by length: " + ", ".join(
+                    f"{p['seq_len']}: {p['achieved_flops_per_s'] / 1e9:.2f} G" for p in curve))
+            for seq in lengths:
+                results = asyncio.run(run_plans(controller.address, controller.rest_url, edge.address, seq,
+                                                plans_for(seq), requests=requests, device_profile=device_profile))
+                for r in results:
+                    say(r.line())
+                    rows.append({"seq_len": seq, "pins": r.pins, "predicted_s": r.predicted["latency_s"],
+                                 "measured_s": r.measured_s, "error": r.error, "stages_s": r.stages,
+                                 "t_fixed_s": r.predicted.get("t_fixed_s", 0.0), "unmodelled_s": r.unmodelled_s,
+                                 "predicted": r.predicted})
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(rows, indent=2))
+        finally:
+            edge.stop()
+    finally:
+        controller.stop()
+    return rows
+
+
+def host_load() -> str:
+    """The 1/5/15-minute load averages and the core count, for the figures' label."""
+    return f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+
+
+def error_table(rows: list[dict[str, Any]], key: str, target: float, title: str) -> tuple[Any, bool]:
+    """Per value of `key`: plans, largest |error|, mean error, mean T_fix predicted vs measured; all within?"""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in (key, "plans", "max |error|", "mean error", "T_fix predicted ms", "unmodelled measured ms",
+                "target met"):
+        table.add_column(col)
+    ok = True
+    for value in sorted({r[key] for r in rows}):
+        mine = [r for r in rows if r[key] == value]
+        errs = [r["error"] for r in mine]
+        worst = max(abs(e) for e in errs)
+        ok &= worst <= target
+        table.add_row(str(value), str(len(errs)), f"{worst:.1%}", f"{sum(errs) / len(errs):+.1%}",
+                      f"{statistics.mean(r['t_fixed_s'] for r in mine) * 1e3:.2f}",
+                      f"{statistics.mean(r['unmodelled_s'] for r in mine) * 1e3:.2f}",
+                      "yes" if worst <= target else "no")
+    return table, ok
