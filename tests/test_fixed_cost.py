@@ -3,6 +3,7 @@ the device."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from pathlib import Path
@@ -18,7 +19,7 @@ from controller.multi_random import random_problem
 from controller.planner import Planner
 from controller.problem import Problem
 from controller.settings import ControllerSettings
-from device_agent.fixed_cost import FROM_PROBE, FROM_REQUESTS, FixedCost, unmodelled_s
+from device_agent.fixed_cost import FROM_PROBE, FROM_REQUESTS, FixedCost, probe_s, unmodelled_s
 from device_agent.record import RequestRecord, Timings
 from splitbed.v1 import control_pb2
 
@@ -126,3 +127,15 @@ def test_live_problem_takes_the_devices_measured_fixed_cost() -> None:
     assert d["fixed_latency_s"] == 0.003
     ans = Planner().solve(Problem.model_validate(d))
     assert ans.status == "optimal" and ans.stage is not None and ans.stage.t_fixed == 0.003
+
+
+def test_probe_times_a_round_trip_and_the_codec_work() -> None:
+    calls = []
+
+    async def ping() -> None:
+        calls.append(1)
+        await asyncio.sleep(0.002)  # a 2 ms round trip
+
+    value = asyncio.run(probe_s(ping, hidden_size=384, seq_len=64, encoding="fp16", rounds=3))
+    assert len(calls) == 3
+    assert 0.002 <= value < 0.5
