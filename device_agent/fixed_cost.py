@@ -54,6 +54,7 @@ class FixedCost:
         self._recent: deque[float] = deque(maxlen=window)
         self._min = min_requests
         self.probed_s: float | None = None
+        self.reported_from_requests = False  # the first request-based value goes out at once, not in N requests
 
     def observe(self, record: RequestRecord) -> None:
         value = unmodelled_s(record)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from device_agent.channel_estimate import steady_rate_bps
-from device_agent.fixed_cost import FixedCost, probe_s
+from device_agent.fixed_cost import FROM_REQUESTS, FixedCost, probe_s
 from device_agent.on_device import NOTHING_UPLOADED
 from device_agent.record import RequestRecord
 from device_agent.runner import DeviceRunner, PartState
@@ -113,7 +113,7 @@ class DeviceNode:
     def telemetry(self) -> Telemetry | None:
         """Every `telemetry_every` requests: medians over the window, the upload rate, memory."""
         if len(self._window) < self.settings.telemetry_every:
-            return None
+            return self._first_fixed_cost()
         window, self._window = self._window, []
         timings = [dataclasses.asdict(r.timings) for r in window]
         t = {k: statistics.median(r[k] for r in timings) for k in timings[0]}
@@ -130,7 +130,16 @@ class DeviceNode:
         fixed = self.fixed.estimate()
         if fixed is not None:
             values["fixed_latency_s"], sources["fixed_latency_s"] = fixed
+            self.fixed.reported_from_requests = fixed[1] == FROM_REQUESTS
         return Telemetry(values, sources)
+
+    def _first_fixed_cost(self) -> Telemetry | None:
+        """T_fix as soon as requests have measured it: the profile only had the probe's lower bound."""
+        fixed = self.fixed.estimate()
+        if fixed is None or fixed[1] != FROM_REQUESTS or self.fixed.reported_from_requests:
+            return None
+        self.fixed.reported_from_requests = True
+        return Telemetry({"fixed_latency_s": fixed[0]}, {"fixed_latency_s": fixed[1]})
 
     def _rate(self, window: list[RequestRecord], values: dict[str, float], sources: dict[str, str]) -> None:
         # Only the uploads made at the power applied now, with the shaper's bucket allowed for.

@@ -39,6 +39,9 @@ PLANS: list[dict[str, float]] = [
 ]
 
 
+WARMUP_PINS: dict[str, float] = {"split": 3, "power_w": 0.5}
+
+
 @dataclass
 class PlanResult:
     seq_len: int
@@ -76,6 +79,20 @@ async def _until_version(link: ControlClient, version: int) -> None:
     raise AssertionError(f"the agent did not apply version {version} (at {link.version})")
 
 
+async def _measure_fixed_cost(client: httpx.AsyncClient, rest_url: str, runner: DeviceRunner, node: DeviceNode,
+                              link: ControlClient, prepared: list[dict[str, Any]]) -> None:
+    """A few requests through a split before the experiment, as an agent that has been running has made: its
+    measured T_fix (sent at once) replaces the probe's lower bound in the plans that follow."""
+    r = await client.put(f"{rest_url}/v1/pins", json=WARMUP_PINS)
+    assert r.status_code == 200, r.text
+    await _until_version(link, r.json()["version"])
+    for i in range(8):
+        rec = await runner.infer_one(prepared[i % len(prepared)], f"warm-{i}")
+        if i >= 2:  # the first runs of a freshly loaded part are slower
+            node.observe(rec)
+            await link.report_telemetry()
+
+
 async def run_plans(controller_address: str, rest_url: str, edge_address: str, seq_len: int,
                     plans: list[dict[str, float]] = PLANS, *, requests: int = 10,
                     device_profile: str = "paper-device") -> list[PlanResult]:
@@ -91,6 +108,7 @@ async def run_plans(controller_address: str, rest_url: str, edge_address: str, s
         await asyncio.wait_for(link.first_config.wait(), 120)
         prepared = runner.prepare(TEXTS)
         async with httpx.AsyncClient(timeout=120) as client:
+            await _measure_fixed_cost(client, rest_url, runner, node, link, prepared)
             for pins in plans:
                 r = await client.put(f"{rest_url}/v1/pins", json=pins)
                 assert r.status_code == 200, r.text
