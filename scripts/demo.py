@@ -45,6 +45,11 @@ from tests.launch import ROOT, Proc, child_env, start, start_controller, start_e
 
 console = Console(width=150)
 
+# The demo's defaults (see the module note); tests/test_demo_plan.py solves them offline.
+LATENCY_S, ENERGY_J = 0.066, 0.0066  # plan 1: device layers, both sides pruned
+NEW_LATENCY_S, NEW_ENERGY_J = 0.1, 0.004  # set live: the whole model on the device
+DEVICE_POWER_COEFF, DISTANCE_M, BANDWIDTH_HZ, SEQ_LEN = 1e-29, 50.0, 2e7, 128
+
 
 def standalone(args: argparse.Namespace, out: Path) -> int:
     console.rule("[bold]split-inference testbed demo (standalone: explicit flags)")
@@ -110,7 +115,7 @@ def with_controller(args: argparse.Namespace, out: Path) -> int:
         procs.append(controller)
         url = controller.rest_url
         console.print(f"controller: gRPC {controller.address}, REST {url} (OpenAPI at {url}/docs); "
-                      f"budget T0={args.latency * 1e3:.0f} ms, E0={args.energy * 1e3:.0f} mJ")
+                      f"budget T0={args.latency * 1e3:.0f} ms, E0={args.energy * 1e3:.1f} mJ")
         # With 4+ cores the two sides get disjoint halves (--cpus auto); on 2 cores one core alone is slower
         # than the emulated edge-cpu profile, so they share both.
         pin = ["--cpus", "auto"] if (os.cpu_count() or 1) >= 4 else []
@@ -144,7 +149,7 @@ def with_controller(args: argparse.Namespace, out: Path) -> int:
                           f"({c['clock_backend']}); applied {n['applied']} ({n['applied_sources']})")
         wait_for(lambda: any(n.get("telemetry", {}).get("requests") for n in httpx.get(f"{url}/v1/nodes").json()
                              if n["role"] == "device"), 300, "the agent's first telemetry")
-        console.print(f"[bold]PUT /v1/budget: T0={args.new_latency * 1e3:.0f} ms, E0={args.new_energy * 1e3:.0f} mJ")
+        console.print(f"[bold]PUT /v1/budget: T0={args.new_latency * 1e3:.0f} ms, E0={args.new_energy * 1e3:.1f} mJ")
         r = httpx.put(f"{url}/v1/budget", json={"latency_s": args.new_latency, "energy_j": args.new_energy},
                       timeout=120)
         body = r.json()
@@ -176,14 +181,15 @@ def main() -> int:
     parser.add_argument("--rho", type=float, default=0.9)
     parser.add_argument("--rho-server", type=float, default=0.8)
     parser.add_argument("--method", default="structured-magnitude")
-    parser.add_argument("--latency", type=float, default=0.066, help="initial T0, s")
-    parser.add_argument("--energy", type=float, default=0.0066, help="initial E0, J")
-    parser.add_argument("--new-latency", type=float, default=0.1, help="T0 set live through REST, s")
-    parser.add_argument("--new-energy", type=float, default=0.004, help="E0 set live through REST, J")
-    parser.add_argument("--device-power-coeff", type=float, default=1e-29, help="device phi, W/(cycle/s)^3")
-    parser.add_argument("--distance-m", type=float, default=50.0, help="device-server distance, m")
-    parser.add_argument("--bandwidth-hz", type=float, default=2e7, help="uplink bandwidth B, Hz")
-    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--latency", type=float, default=LATENCY_S, help="initial T0, s")
+    parser.add_argument("--energy", type=float, default=ENERGY_J, help="initial E0, J")
+    parser.add_argument("--new-latency", type=float, default=NEW_LATENCY_S, help="T0 set live through REST, s")
+    parser.add_argument("--new-energy", type=float, default=NEW_ENERGY_J, help="E0 set live through REST, J")
+    parser.add_argument("--device-power-coeff", type=float, default=DEVICE_POWER_COEFF,
+                        help="device phi, W/(cycle/s)^3")
+    parser.add_argument("--distance-m", type=float, default=DISTANCE_M, help="device-server distance, m")
+    parser.add_argument("--bandwidth-hz", type=float, default=BANDWIDTH_HZ, help="uplink bandwidth B, Hz")
+    parser.add_argument("--seq-len", type=int, default=SEQ_LEN)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="splitbed-demo-")) / "results.jsonl"
