@@ -9,12 +9,12 @@
 4. prints, per plan version: L, rho, rho~, p, f, f~ and predicted vs measured latency; stops every
    process and exits 0.
 
-The device is the paper's (1 GHz x 32 FLOPs/cycle) with a power coefficient a fifth of the server's
-(phi = 1e-29 against 5e-29), 50 m from the server on a 20 MHz uplink, at 128 tokens. With the paper's
-default device (the same phi and c as the emulated edge CPU, 500 m on 5 MHz) the server is as efficient
-and twice as fast, so every budget gives L = 0 or L = n; here the device is the frugal side and the server
-the fast one, so the default budgets (T0 = 66 ms, E0 = 6.6 mJ) plan a split with device layers and both
-sides pruned, and the live change (T0 = 100 ms, E0 = 4 mJ) moves the whole model onto the device.
+The device is the paper's (1 GHz x 32 FLOPs/cycle) with a power coefficient a tenth of the edge
+server's (phi = 1e-29 against 1e-28), 50 m from the server on a 20 MHz uplink, at 128 tokens, uploading
+fp16. With the paper's default device (500 m on 5 MHz, fp32) the upload costs more than the server saves,
+so every budget gives L = 0 or L = n; here the device is the frugal side and the server the fast one, so
+the default budgets (T0 = 66 ms, E0 = 11 mJ) plan a split with device layers and both sides pruned, and
+the live change (T0 = 100 ms, E0 = 4 mJ) moves the whole model onto the device.
 Both were solved offline with `controller solve` for T_fix from 3 to 10 ms and a slower measured c.
 
 `--standalone` runs the controller-less variant (explicit flags only).
@@ -46,7 +46,7 @@ from tests.launch import ROOT, Proc, child_env, start, start_controller, start_e
 console = Console(width=150)
 
 # The demo's defaults (see the module note); tests/test_demo_plan.py solves them offline.
-LATENCY_S, ENERGY_J = 0.066, 0.0066  # plan 1: device layers, both sides pruned
+LATENCY_S, ENERGY_J = 0.066, 0.011  # plan 1: device layers, both sides pruned
 NEW_LATENCY_S, NEW_ENERGY_J = 0.1, 0.004  # set live: the whole model on the device
 DEVICE_POWER_COEFF, DISTANCE_M, BANDWIDTH_HZ, SEQ_LEN = 1e-29, 50.0, 2e7, 128
 
@@ -128,8 +128,9 @@ def with_controller(args: argparse.Namespace, out: Path) -> int:
             [sys.executable, "-m", "device_agent", "run", "--server", edge.address, "--controller",
              controller.address, "--clock", "emulated", "--clock-profile", "paper-device", "--seq-len",
              str(args.seq_len), "--repeat", str(args.repeat), "--out", str(out), "--reference",
-             "--node-id", "device-0", "--power-coeff", str(args.device_power_coeff), "--distance-m",
-             str(args.distance_m), "--bandwidth-hz", str(args.bandwidth_hz), *pin], env=child_env(), cwd=ROOT)
+             "--node-id", "device-0", "--encoding", "fp16", "--power-coeff", str(args.device_power_coeff),
+             "--distance-m", str(args.distance_m), "--bandwidth-hz", str(args.bandwidth_hz), *pin],
+            env=child_env(), cwd=ROOT)
         console.print(f"device agent: paper device (1 GHz x 32 FLOPs/cycle, emulated, phi="
                       f"{args.device_power_coeff:g}), uplink paced at r(p) ({args.distance_m:g} m, "
                       f"{args.bandwidth_hz / 1e6:g} MHz); {args.repeat} passes over the built-in sample at "

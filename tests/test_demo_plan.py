@@ -14,6 +14,7 @@ from controller.planner import Planner
 from controller.problem import Answer, Problem
 from controller.settings import ControllerSettings
 from device_agent.settings import AgentSettings
+from edge_server.settings import EdgeSettings
 from splitbed.channel import gain_from_distance
 from splitbed.hw.clock.profiles import get_profile
 from splitbed.model import resolve_model
@@ -21,6 +22,7 @@ from splitbed.side.profile import split_costs
 from splitbed.v1 import control_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
+EDGE_PHI = EdgeSettings.model_fields["power_coeff"].default  # the edge server's default phi
 
 
 def _demo() -> ModuleType:
@@ -51,7 +53,7 @@ def _solve(demo: ModuleType, budget: tuple[float, float], fixed_s: float, c_scal
                                      bandwidth_hz=demo.BANDWIDTH_HZ, noise_psd_w_per_hz=s.noise_psd_w_per_hz,
                                      p_max_w=s.p_max_w))
     server = control_pb2.NodeProfile(model=s.model, n_layers=src.n_layers, seq_len=128,
-                                     compute=_compute("edge-cpu", 5e-29, 1.0))
+                                     compute=_compute("edge-cpu", EDGE_PHI, 1.0))
     d = problem_dict(device, server, ControllerSettings(), latency_s=budget[0], energy_j=budget[1])
     return Planner().solve(Problem.model_validate(d))
 
