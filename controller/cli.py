@@ -68,11 +68,13 @@ def render_table(answer: Answer) -> None:
     console.print(table)
     if answer.stage is not None:
         st = answer.stage
-        stages = Table(title=f"stages of split {answer.split} (modelled)")
-        for col in ("", "device", "upload", "server", "total"):
+        stages = Table(title=f"stages of split {answer.split} (modelled; fixed: the measured T_fix)")
+        for col in ("", "device", "upload", "server", "fixed", "total"):
             stages.add_column(col, justify="right")
-        stages.add_row("time ms", *(_fmt(v, 1e3) for v in (st.t_device, st.t_upload, st.t_server, answer.latency_s)))
-        stages.add_row("energy mJ", *(_fmt(v, 1e3) for v in (st.e_device, st.e_upload, st.e_server, answer.energy_j)))
+        stages.add_row("time ms", *(_fmt(v, 1e3) for v in (st.t_device, st.t_upload, st.t_server, st.t_fixed,
+                                                             answer.latency_s)))
+        stages.add_row("energy mJ", *(_fmt(v, 1e3) for v in (st.e_device, st.e_upload, st.e_server, 0.0,
+                                                               answer.energy_j)))
         console.print(stages)
     console.print(f"solve time {answer.solve_time_s * 1e3:.2f} ms")
 

@@ -119,7 +119,9 @@ def measured_terms(st: Structure, make: ParamMaker, sv: StageVars, tag: str = ""
 def stage_values(st: Structure, task: SplitTask) -> tuple[Values, float, float]:
     """The numbers of `build_stages`' parameters for a task, and its (T scale, E scale)."""
     m = task.model
-    ts = max(task.latency_s, 1.0 / _BIG)
+    # Times are in units of what T0 leaves the stages after the measured fixed cost (T0 - T_fix), so the
+    # budget row stays t1 + tU + t2 <= 1; min_latency has no budget row and keeps T0 as its unit.
+    ts = max(task.latency_s if st.mode == "min_latency" else task.stage_budget_s, 1.0 / _BIG)
     es = max(task.energy_j, 1.0 / _BIG)
     v: Values = {"rho_lo": task.rho_lo, "rho_hi": task.rho_hi, "rho_s_lo": task.rho_s_lo, "rho_s_hi": task.rho_s_hi}
     for side, present, flops, proc, pin, fmin in (

@@ -189,6 +189,8 @@ class ExactProgram:
         return ts, es, dscale
 
     def solve(self, task: SplitTask) -> RawSolution:
+        if self.structure.mode != "min_latency" and task.stage_budget_s <= 0.0:
+            return RawSolution("infeasible", message="the latency budget does not cover the measured fixed cost")
         ts, es, _ = self._set(task)
         res = self.conic.solve_retrying(self.pvals, RETRIES)
         elapsed = res.solve_time_s
@@ -203,7 +205,7 @@ class ExactProgram:
 
         value = math.nan
         if self.structure.mode == "min_latency":
-            value = res.value * ts
+            value = res.value * ts + task.model.t_fixed
         elif self.structure.mode == "min_energy":
             value = res.value * es
 

@@ -232,6 +232,10 @@ class LiveSystem:
             node.profile = report.profile
             node.profiled.set()
             self.store.save_node(node.stored())
+        fixed = report.values.get("fixed_latency_s")
+        if fixed is not None and node.role == "device" and 0.0 <= fixed <= 10.0:  # T_fix: the next plan uses it
+            node.profile.fixed_latency_s = fixed
+            node.profile.fixed_latency_source = report.sources.get("fixed_latency_s", "measured: telemetry")[:200]
         gain = report.values.get("gain")
         own = self.plan_of(node.node_id)
         if gain and node.role == "device" and own is not None:

@@ -50,7 +50,8 @@ def _device_spec(node: Node, server: Node, settings: ControllerSettings, budget:
     d = problem_dict(node.profile, server.profile, settings, latency_s=budget[0], energy_j=budget[1], pins=pins)
     return {"id": node.node_id, "device": d["device"], "gain": d["link"]["gain"], "p_max_w": d["link"]["p_max_w"],
             "budget": d["budget"], "rho_min_device": d["rho_min_device"], "rho_min_server": d["rho_min_server"],
-            "n_layers": d["n_layers"], "splits": d["splits"], "pins": d["pins"]}
+            "n_layers": d["n_layers"], "splits": d["splits"], "pins": d["pins"],
+            "fixed_latency_s": d["fixed_latency_s"]}
 
 
 def group_problem(devices: list[Node], server: Node, settings: ControllerSettings, budgets: dict[str, Budget],

@@ -85,6 +85,8 @@ def problem_dict(
         "rho_min_server": settings.rho_min_server,
         "splits": splits,
         "pins": {k: v for k, v in pins.items() if v is not None},
+        # T_fix as the device measured it on its requests (or by probes before its first request).
+        "fixed_latency_s": max(device.fixed_latency_s, 0.0),
     }
 
 

@@ -63,6 +63,8 @@ class DeviceSpec(_Strict):
     splits: list[SplitSpec] = Field(min_length=1, max_length=MAX_SPLITS)
     distortion_points: DistortionPoints | None = None
     pins: Pins = Field(default_factory=Pins)
+    fixed_latency_s: Annotated[float, Field(ge=0.0, le=1e3)] = Field(
+        default=0.0, description="T_fix,k, s: measured per-request fixed cost of this device's requests")
 
     @model_validator(mode="after")
     def _resolve_gain(self) -> DeviceSpec:
@@ -131,6 +133,7 @@ class MultiProblem(_Strict):
             "objective": self.objective,
             "distortion_points": dev.distortion_points.model_dump() if dev.distortion_points else None,
             "pins": dev.pins.model_dump(exclude_none=True),
+            "fixed_latency_s": dev.fixed_latency_s,
         }
 
     def device_problems(self) -> list[Problem]:

@@ -106,7 +106,7 @@ def answer_from_knobs(task: SplitTask, knobs: Knobs, *, solver: str, scheme: str
         energy_j=st.energy_j,
         stage=StageBreakdown(
             t_device=st.t_device, t_upload=st.t_upload, t_server=st.t_server,
-            e_device=st.e_device, e_upload=st.e_upload, e_server=st.e_server,
+            e_device=st.e_device, e_upload=st.e_upload, e_server=st.e_server, t_fixed=st.t_fixed,
         ),
         rate_bps=m.link.rate_bps(knobs.power_w) if m.has_upload else None,
         payload_bits=m.payload_bits,

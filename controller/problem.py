@@ -149,6 +149,9 @@ class Problem(_Strict):
     objective: Literal["bound", "measured"] = "bound"
     distortion_points: DistortionPoints | None = None
     pins: Pins = Field(default_factory=Pins)
+    fixed_latency_s: NonNegFloat = Field(
+        default=0.0, le=1e3, description="T_fix, s: measured per-request cost added to the latency of every split "
+        "that sends a request to the server (encode, gRPC round trip, decode); 0 = not modelled")
 
     @model_validator(mode="after")
     def _consistent(self) -> Problem:
@@ -200,6 +203,7 @@ class Problem(_Strict):
             link=self.link.to_model(),
             bits_per_param=self.bits_per_param,
             entropy_bits_per_param=self.entropy_bits_per_param,
+            fixed_latency_s=self.fixed_latency_s,
         )
 
     @property
@@ -223,6 +227,7 @@ class StageBreakdown(BaseModel):
     e_device: float
     e_upload: float
     e_server: float
+    t_fixed: float = Field(default=0.0, description="measured per-request fixed cost T_fix, s (not scaled by clocks)")
 
 
 class SplitAnswer(BaseModel):

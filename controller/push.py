@@ -50,7 +50,7 @@ def config_from_answer(version: int, answer: Answer, model: str, settings: Contr
             t_device_s=st.t_device, t_upload_s=st.t_upload, t_server_s=st.t_server,
             latency_s=answer.latency_s or 0.0, e_device_j=st.e_device, e_upload_j=st.e_upload,
             e_server_j=st.e_server, energy_j=answer.energy_j or 0.0, rate_bps=answer.rate_bps or 0.0,
-            log2_distortion_bound=answer.log2_distortion_bound or 0.0,
+            log2_distortion_bound=answer.log2_distortion_bound or 0.0, t_fixed_s=st.t_fixed,
         ),
     )
 

@@ -126,7 +126,7 @@ class ScaProgram:
         p, m = self.params, task.model
         self._c_time: dict[str, float] = {}
         self._c_energy: dict[str, float] = {}
-        ts, es = task.latency_s, task.energy_j
+        ts, es = max(task.stage_budget_s, 1e-12), task.energy_j  # the stages' share of T0 (T0 - T_fix)
         p["rho_lo"].value, p["rho_hi"].value = task.rho_lo, task.rho_hi
         p["rho_s_lo"].value, p["rho_s_hi"].value = task.rho_s_lo, task.rho_s_hi
         for side, flops, proc, pin in (

@@ -77,10 +77,11 @@ class Stages:
     e_device: float
     e_upload: float
     e_server: float
+    t_fixed: float = 0.0  # measured per-request framework cost T_fix (not a stage of the paper's model)
 
     @property
     def latency_s(self) -> float:
-        return self.t_device + self.t_upload + self.t_server
+        return self.t_device + self.t_upload + self.t_server + self.t_fixed
 
     @property
     def energy_j(self) -> float:
@@ -102,6 +103,9 @@ class SplitModel:
     link: Link
     bits_per_param: float
     entropy_bits_per_param: float
+    # T_fix, s: measured per-request cost of a request to the server that no stage models (encode, gRPC round
+    # trip, decode, thread hops); a constant, so the latency budget stays convex (docs/design.md section 1).
+    fixed_latency_s: float = 0.0
 
     @property
     def has_device(self) -> bool:
@@ -115,6 +119,11 @@ class SplitModel:
     def has_upload(self) -> bool:
         return self.payload_bits > 0.0
 
+    @property
+    def t_fixed(self) -> float:
+        """T_fix where a request goes to the server; a split that finishes on the device sends none."""
+        return self.fixed_latency_s if self.has_upload else 0.0
+
     def stages(self, rho: float, rho_s: float, p_w: float, f_hz: float, fs_hz: float) -> Stages:
         """Evaluate eqs. 4-9 for the given knobs; empty stages cost nothing."""
         return Stages(
@@ -124,6 +133,7 @@ class SplitModel:
             e_device=self.device.energy_j(rho, self.device_flops, f_hz),
             e_upload=self.link.energy_j(self.payload_bits, p_w),
             e_server=self.server.energy_j(rho_s, self.server_flops, fs_hz),
+            t_fixed=self.t_fixed,
         )
 
     def kept_params(self, rho: float, rho_s: float) -> float:
@@ -198,6 +208,11 @@ class SplitTask:
     freq_server_hz: float | None = None
     fit_device: PiecewiseLinear | None = None
     fit_server: PiecewiseLinear | None = None
+
+    @property
+    def stage_budget_s(self) -> float:
+        """T0 - T_fix: what the latency budget leaves for the three modelled stages."""
+        return self.latency_s - self.model.t_fixed
 
     @property
     def measured(self) -> bool:

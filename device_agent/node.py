@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from device_agent.channel_estimate import steady_rate_bps
+from device_agent.fixed_cost import FROM_REQUESTS, FixedCost, probe_s
 from device_agent.on_device import NOTHING_UPLOADED
 from device_agent.record import RequestRecord
 from device_agent.runner import DeviceRunner, PartState
@@ -51,6 +52,7 @@ class DeviceNode:
     ping: Callable[[], Awaitable[Any]]  # one round trip to the edge server
     metrics: Metrics
     _window: list[RequestRecord] = field(default_factory=list, init=False)
+    fixed: FixedCost = field(default_factory=FixedCost, init=False)  # T_fix, what no modelled stage covers
     slot: tuple[float, float] = field(default=(0.0, 0.0), init=False)  # the plan's (period_s, slot_offset_s)
 
     @classmethod
@@ -71,6 +73,12 @@ class DeviceNode:
         # Which edge server's group the controller plans this device in (controller/association.py).
         profile.server_node_id = self.settings.server_node or ""
         profile.server_address = self.settings.server
+        if self.fixed.estimate() is None:
+            self.fixed.probed_s = await probe_s(self.ping, self.source.hidden_size, self.seq_len,
+                                                self.parts.state.encoding)
+        fixed = self.fixed.estimate()
+        if fixed is not None:
+            profile.fixed_latency_s, profile.fixed_latency_source = fixed
         return profile
 
     async def apply(self, config: control_pb2.Config) -> Applied:
@@ -101,13 +109,14 @@ class DeviceNode:
         return values.applied()
 
     def observe(self, record: RequestRecord) -> None:
-        """Add a finished request to the telemetry window."""
+        """Add a finished request to the telemetry window and to the T_fix estimate."""
         self._window.append(record)
+        self.fixed.observe(record)
 
     def telemetry(self) -> Telemetry | None:
         """Every `telemetry_every` requests: medians over the window, the upload rate, memory."""
         if len(self._window) < self.settings.telemetry_every:
-            return None
+            return self._first_fixed_cost()
         window, self._window = self._window, []
         timings = [dataclasses.asdict(r.timings) for r in window]
         t = {k: statistics.median(r[k] for r in timings) for k in timings[0]}
@@ -121,7 +130,19 @@ class DeviceNode:
         errs = [r.prediction_error for r in window if r.prediction_error is not None]
         if errs:
             values["latency_prediction_error_p50"] = statistics.median(errs)
+        fixed = self.fixed.estimate()
+        if fixed is not None:
+            values["fixed_latency_s"], sources["fixed_latency_s"] = fixed
+            self.fixed.reported_from_requests = fixed[1] == FROM_REQUESTS
         return Telemetry(values, sources)
+
+    def _first_fixed_cost(self) -> Telemetry | None:
+        """T_fix as soon as requests have measured it: the profile only had the probe's lower bound."""
+        fixed = self.fixed.estimate()
+        if fixed is None or fixed[1] != FROM_REQUESTS or self.fixed.reported_from_requests:
+            return None
+        self.fixed.reported_from_requests = True
+        return Telemetry({"fixed_latency_s": fixed[0]}, {"fixed_latency_s": fixed[1]})
 
     def _rate(self, window: list[RequestRecord], values: dict[str, float], sources: dict[str, str]) -> None:
         # Only the uploads made at the power applied now, with the shaper's bucket allowed for.

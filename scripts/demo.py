@@ -9,6 +9,14 @@
 4. prints, per plan version: L, rho, rho~, p, f, f~ and predicted vs measured latency; stops every
    process and exits 0.
 
+The device is the paper's (1 GHz x 32 FLOPs/cycle) with a power coefficient a tenth of the edge
+server's (phi = 1e-29 against 1e-28), 50 m from the server on a 20 MHz uplink, at 128 tokens, uploading
+fp16. With the paper's default device (500 m on 5 MHz, fp32) the upload costs more than the server saves,
+so every budget gives L = 0 or L = n; here the device is the frugal side and the server the fast one, so
+the default budgets (T0 = 66 ms, E0 = 11 mJ) plan a split with device layers and both sides pruned, and
+the live change (T0 = 100 ms, E0 = 4 mJ) moves the whole model onto the device.
+Both were solved offline with `controller solve` for T_fix from 3 to 10 ms and a slower measured c.
+
 `--standalone` runs the controller-less variant (explicit flags only).
 """
 
@@ -36,6 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the source-ch
 from tests.launch import ROOT, Proc, child_env, start, start_controller, start_edge
 
 console = Console(width=150)
+
+# The demo's defaults (see the module note); tests/test_demo_plan.py solves them offline.
+LATENCY_S, ENERGY_J = 0.066, 0.011  # plan 1: device layers, both sides pruned
+NEW_LATENCY_S, NEW_ENERGY_J = 0.1, 0.004  # set live: the whole model on the device
+DEVICE_POWER_COEFF, DISTANCE_M, BANDWIDTH_HZ, SEQ_LEN = 1e-29, 50.0, 2e7, 128
 
 
 def standalone(args: argparse.Namespace, out: Path) -> int:
@@ -102,7 +115,7 @@ def with_controller(args: argparse.Namespace, out: Path) -> int:
         procs.append(controller)
         url = controller.rest_url
         console.print(f"controller: gRPC {controller.address}, REST {url} (OpenAPI at {url}/docs); "
-                      f"budget T0={args.latency * 1e3:.0f} ms, E0={args.energy * 1e3:.0f} mJ")
+                      f"budget T0={args.latency * 1e3:.0f} ms, E0={args.energy * 1e3:.1f} mJ")
         # With 4+ cores the two sides get disjoint halves (--cpus auto); on 2 cores one core alone is slower
         # than the emulated edge-cpu profile, so they share both.
         pin = ["--cpus", "auto"] if (os.cpu_count() or 1) >= 4 else []
@@ -115,9 +128,13 @@ def with_controller(args: argparse.Namespace, out: Path) -> int:
             [sys.executable, "-m", "device_agent", "run", "--server", edge.address, "--controller",
              controller.address, "--clock", "emulated", "--clock-profile", "paper-device", "--seq-len",
              str(args.seq_len), "--repeat", str(args.repeat), "--out", str(out), "--reference",
-             "--node-id", "device-0", *pin], env=child_env(), cwd=ROOT)
-        console.print(f"device agent: paper device (1 GHz x 32 FLOPs/cycle, emulated), uplink paced at r(p); "
-                      f"{args.repeat} passes over the built-in sample at {args.seq_len} tokens")
+             "--node-id", "device-0", "--encoding", "fp16", "--power-coeff", str(args.device_power_coeff),
+             "--distance-m", str(args.distance_m), "--bandwidth-hz", str(args.bandwidth_hz), *pin],
+            env=child_env(), cwd=ROOT)
+        console.print(f"device agent: paper device (1 GHz x 32 FLOPs/cycle, emulated, phi="
+                      f"{args.device_power_coeff:g}), uplink paced at r(p) ({args.distance_m:g} m, "
+                      f"{args.bandwidth_hz / 1e6:g} MHz); {args.repeat} passes over the built-in sample at "
+                      f"{args.seq_len} tokens")
         plans: dict[int, dict[str, Any]] = {}
         plan = wait_for(lambda: (p := httpx.get(f"{url}/v1/plan").json())["status"] == "applied" and p, 180,
                         "the first plan")
@@ -133,7 +150,7 @@ def with_controller(args: argparse.Namespace, out: Path) -> int:
                           f"({c['clock_backend']}); applied {n['applied']} ({n['applied_sources']})")
         wait_for(lambda: any(n.get("telemetry", {}).get("requests") for n in httpx.get(f"{url}/v1/nodes").json()
                              if n["role"] == "device"), 300, "the agent's first telemetry")
-        console.print(f"[bold]PUT /v1/budget: T0={args.new_latency * 1e3:.0f} ms, E0={args.new_energy * 1e3:.0f} mJ")
+        console.print(f"[bold]PUT /v1/budget: T0={args.new_latency * 1e3:.0f} ms, E0={args.new_energy * 1e3:.1f} mJ")
         r = httpx.put(f"{url}/v1/budget", json={"latency_s": args.new_latency, "energy_j": args.new_energy},
                       timeout=120)
         body = r.json()
@@ -165,11 +182,15 @@ def main() -> int:
     parser.add_argument("--rho", type=float, default=0.9)
     parser.add_argument("--rho-server", type=float, default=0.8)
     parser.add_argument("--method", default="structured-magnitude")
-    parser.add_argument("--latency", type=float, default=0.2, help="initial T0, s")
-    parser.add_argument("--energy", type=float, default=0.05, help="initial E0, J")
-    parser.add_argument("--new-latency", type=float, default=0.08, help="T0 set live through REST, s")
-    parser.add_argument("--new-energy", type=float, default=0.03, help="E0 set live through REST, J")
-    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--latency", type=float, default=LATENCY_S, help="initial T0, s")
+    parser.add_argument("--energy", type=float, default=ENERGY_J, help="initial E0, J")
+    parser.add_argument("--new-latency", type=float, default=NEW_LATENCY_S, help="T0 set live through REST, s")
+    parser.add_argument("--new-energy", type=float, default=NEW_ENERGY_J, help="E0 set live through REST, J")
+    parser.add_argument("--device-power-coeff", type=float, default=DEVICE_POWER_COEFF,
+                        help="device phi, W/(cycle/s)^3")
+    parser.add_argument("--distance-m", type=float, default=DISTANCE_M, help="device-server distance, m")
+    parser.add_argument("--bandwidth-hz", type=float, default=BANDWIDTH_HZ, help="uplink bandwidth B, Hz")
+    parser.add_argument("--seq-len", type=int, default=SEQ_LEN)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="splitbed-demo-")) / "results.jsonl"

@@ -33,7 +33,7 @@ class Knobs(_message.Message):
     def __init__(self, split: _Optional[int] = ..., rho_device: _Optional[float] = ..., rho_server: _Optional[float] = ..., power_w: _Optional[float] = ..., freq_device_hz: _Optional[float] = ..., freq_server_hz: _Optional[float] = ...) -> None: ...
 
 class Prediction(_message.Message):
-    __slots__ = ("t_device_s", "t_upload_s", "t_server_s", "latency_s", "e_device_j", "e_upload_j", "e_server_j", "energy_j", "rate_bps", "log2_distortion_bound")
+    __slots__ = ("t_device_s", "t_upload_s", "t_server_s", "latency_s", "e_device_j", "e_upload_j", "e_server_j", "energy_j", "rate_bps", "log2_distortion_bound", "t_fixed_s")
     T_DEVICE_S_FIELD_NUMBER: _ClassVar[int]
     T_UPLOAD_S_FIELD_NUMBER: _ClassVar[int]
     T_SERVER_S_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class Prediction(_message.Message):
     ENERGY_J_FIELD_NUMBER: _ClassVar[int]
     RATE_BPS_FIELD_NUMBER: _ClassVar[int]
     LOG2_DISTORTION_BOUND_FIELD_NUMBER: _ClassVar[int]
+    T_FIXED_S_FIELD_NUMBER: _ClassVar[int]
     t_device_s: float
     t_upload_s: float
     t_server_s: float
@@ -54,7 +55,8 @@ class Prediction(_message.Message):
     energy_j: float
     rate_bps: float
     log2_distortion_bound: float
-    def __init__(self, t_device_s: _Optional[float] = ..., t_upload_s: _Optional[float] = ..., t_server_s: _Optional[float] = ..., latency_s: _Optional[float] = ..., e_device_j: _Optional[float] = ..., e_upload_j: _Optional[float] = ..., e_server_j: _Optional[float] = ..., energy_j: _Optional[float] = ..., rate_bps: _Optional[float] = ..., log2_distortion_bound: _Optional[float] = ...) -> None: ...
+    t_fixed_s: float
+    def __init__(self, t_device_s: _Optional[float] = ..., t_upload_s: _Optional[float] = ..., t_server_s: _Optional[float] = ..., latency_s: _Optional[float] = ..., e_device_j: _Optional[float] = ..., e_upload_j: _Optional[float] = ..., e_server_j: _Optional[float] = ..., energy_j: _Optional[float] = ..., rate_bps: _Optional[float] = ..., log2_distortion_bound: _Optional[float] = ..., t_fixed_s: _Optional[float] = ...) -> None: ...
 
 class Config(_message.Message):
     __slots__ = ("version", "model", "method", "encoding", "knobs", "predicted", "reason", "reprofile", "device_id", "live_versions", "period_s", "slot_offset_s")
@@ -155,7 +157,7 @@ class LinkProfile(_message.Message):
     def __init__(self, backend: _Optional[str] = ..., bandwidth_hz: _Optional[float] = ..., noise_psd_w_per_hz: _Optional[float] = ..., gain: _Optional[float] = ..., p_max_w: _Optional[float] = ..., applied_power_w: _Optional[float] = ..., measured_rate_bps: _Optional[float] = ..., rtt_s: _Optional[float] = ...) -> None: ...
 
 class NodeProfile(_message.Message):
-    __slots__ = ("model", "n_layers", "seq_len", "encoding", "splits", "compute", "link", "random_init", "server_node_id", "server_address")
+    __slots__ = ("model", "n_layers", "seq_len", "encoding", "splits", "compute", "link", "random_init", "server_node_id", "server_address", "fixed_latency_s", "fixed_latency_source")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     N_LAYERS_FIELD_NUMBER: _ClassVar[int]
     SEQ_LEN_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +168,8 @@ class NodeProfile(_message.Message):
     RANDOM_INIT_FIELD_NUMBER: _ClassVar[int]
     SERVER_NODE_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    FIXED_LATENCY_S_FIELD_NUMBER: _ClassVar[int]
+    FIXED_LATENCY_SOURCE_FIELD_NUMBER: _ClassVar[int]
     model: str
     n_layers: int
     seq_len: int
@@ -176,7 +180,9 @@ class NodeProfile(_message.Message):
     random_init: bool
     server_node_id: str
     server_address: str
-    def __init__(self, model: _Optional[str] = ..., n_layers: _Optional[int] = ..., seq_len: _Optional[int] = ..., encoding: _Optional[str] = ..., splits: _Optional[_Iterable[_Union[SplitCost, _Mapping]]] = ..., compute: _Optional[_Union[ComputeProfile, _Mapping]] = ..., link: _Optional[_Union[LinkProfile, _Mapping]] = ..., random_init: _Optional[bool] = ..., server_node_id: _Optional[str] = ..., server_address: _Optional[str] = ...) -> None: ...
+    fixed_latency_s: float
+    fixed_latency_source: str
+    def __init__(self, model: _Optional[str] = ..., n_layers: _Optional[int] = ..., seq_len: _Optional[int] = ..., encoding: _Optional[str] = ..., splits: _Optional[_Iterable[_Union[SplitCost, _Mapping]]] = ..., compute: _Optional[_Union[ComputeProfile, _Mapping]] = ..., link: _Optional[_Union[LinkProfile, _Mapping]] = ..., random_init: _Optional[bool] = ..., server_node_id: _Optional[str] = ..., server_address: _Optional[str] = ..., fixed_latency_s: _Optional[float] = ..., fixed_latency_source: _Optional[str] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("node_id", "role", "profile", "address", "applied_version")
