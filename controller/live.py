@@ -184,9 +184,11 @@ class LiveSystem:
         if gain and node.role == "device" and self.plan is not None:
             planned = node.profile.link.gain
             adopted = None
+            # In a group each device has its own plan version: compare against that one, not the newest.
+            own = self.device_plans.get(node.node_id, self.plan)
             if 0 < gain <= 1 and planned > 0:
                 adopted = self.drift.check(node.node_id, planned, gain, report_version=report.config_version,
-                                           plan_version=self.plan.config.version)
+                                           plan_version=own.config.version)
             if adopted is not None:
                 logger.info("channel gain drifted %.3g -> %.3g: re-planning", planned, adopted)
                 node.profile.link.gain = adopted
