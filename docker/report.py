@@ -86,8 +86,13 @@ def summarise(node_id: str, recs: list[dict[str, Any]], n_layers: int | None) ->
     measured = statistics.median(r["timings"]["e2e_s"] for r in last)
     predicted = last[0].get("predicted", {}).get("latency_s") or 0.0
     queue = statistics.median(r["timings"].get("server_other_s", 0.0) for r in last)
-    fig = {"records": len(recs), "versions": versions, "split": last[0]["split"], "rho": last[0]["rho"],
-           "rho_server": last[0]["rho_server"], "measured_s": measured, "predicted_s": predicted,
+    # An emulated clock stretches compute to f*c; a request it did not stretch ran slower than that on a
+    # busy host (emulation can only slow down), so its time is the host's, not the plan's.
+    unstretched = {side: sum(1 for r in last if r["timings"].get(f"{side}_compute_s", 0) > 0
+                             and r["timings"].get(f"{side}_stretch_s", 1.0) <= 0) / len(last)
+                   for side in ("device", "server")}
+    fig = {"unstretched": unstretched, "records": len(recs), "versions": versions, "split": last[0]["split"],
+           "rho": last[0]["rho"], "rho_server": last[0]["rho_server"], "measured_s": measured, "predicted_s": predicted,
            "queue_s": queue, "error": (measured - predicted) / predicted if predicted > 0 else None,
            "n_layers": n_layers}
     return problems, fig
@@ -163,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         problems += check(fig, node_id, args.max_error, args.expect_knobs, args.knob_rho)
         print(_row(node_id, fig, plans.get(node_id) or plans.get("*") or {}, node))
+        if max(fig["unstretched"].values()) > 0.2:
+            print(f"{'':<10} host-bound: {fig['unstretched']['device']:.0%} of device and "
+                  f"{fig['unstretched']['server']:.0%} of server computes ran slower than the emulated clock "
+                  f"(this host could not keep up: see docs/troubleshooting.md)")
         backend = node.get("profile", {}).get("link", {}).get("backend")
         if args.expect_link and backend != args.expect_link:
             problems.append(f"{node_id}: link backend {backend!r}, expected {args.expect_link!r}")

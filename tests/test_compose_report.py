@@ -115,3 +115,16 @@ def test_drift_replans_counted_and_bounded(controller, tmp_path):
     state["plan"] = _plan("nodes registered", "nodes registered", "channel drift")
     out = _run(url, tmp_path, "--max-drift-replans", "0")
     assert out.returncode == 1 and "1 channel drift re-plans" in out.stdout, out.stdout
+
+
+def test_host_bound_emulation_is_named(controller, tmp_path):
+    url, _ = controller
+    _write(tmp_path, "device-1", 3, 0.8, 0.07, 0.07)
+    _write(tmp_path, "device-2", 3, 0.8, 0.07, 0.07)
+    recs = [json.loads(line) for line in (tmp_path / "device-2.jsonl").read_text().splitlines()]
+    for r in recs:
+        r["timings"].update(device_compute_s=0.05, device_stretch_s=0.0, server_compute_s=0.02, server_stretch_s=0.01)
+    (tmp_path / "device-2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = _run(url, tmp_path)
+    assert out.returncode == 0 and out.stdout.count("host-bound") == 1, out.stdout
+    assert "100% of device and 0% of server" in out.stdout
