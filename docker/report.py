@@ -177,12 +177,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems.append(f"{node_id}: link backend {backend!r}, expected {args.expect_link!r}")
         if node.get("ack_error"):
             problems.append(f"{node_id}: ack error {node['ack_error']}")
+    # A drift re-plan needs a gain estimate from the agent's uploads (device_agent.channel_estimate takes only
+    # uploads longer than a few token-bucket lengths); without one the count below cannot be anything but 0.
+    gains = {a: (nodes.get(a, {}).get("telemetry") or {}).get("gain") for a in args.agents.split(",")}
+    for a, g in gains.items():
+        planned = nodes.get(a, {}).get("profile", {}).get("link", {}).get("gain")
+        print(f"{a}: channel gain planned {planned or 0:.3g}, estimated from uploads "
+              f"{f'{g:.3g}' if g else 'never (no sustained upload)'}")
     drifts, span = drift_replans(plan)
     reasons = [f"v{h.get('version')}: {h.get('reason')}" for h in plan.get("history") or []]
     print(f"plan history ({span:.0f} s since the first plan): {', '.join(reasons) or 'empty'}; "
           f"{drifts} re-plan(s) for {DRIFT_REASON}")
     if args.max_drift_replans is not None and drifts > args.max_drift_replans:
         problems.append(f"{drifts} {DRIFT_REASON} re-plans in {span:.0f} s (at most {args.max_drift_replans})")
+    if args.max_drift_replans is not None and not all(gains.values()):
+        problems.append("drift check says nothing: " + ", ".join(a for a, g in gains.items() if not g)
+                        + " never estimated its channel gain, so no drift re-plan could happen")
     for p in problems:
         print(f"problem: {p}")
     print("report: " + ("FAIL" if problems else "PASS"))

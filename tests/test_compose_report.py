@@ -18,6 +18,7 @@ REPORT = Path(__file__).resolve().parent.parent / "docker" / "report.py"
 def _nodes(backend: str = "tbf") -> list[dict]:
     return [
         {"node_id": f"device-{i}", "role": "device", "applied": {"freq_device_hz": 1e9, "power_w": 0.4},
+         "telemetry": {"gain": 2.4e-9},
          "applied_sources": {"power_w": "enforced:tc-tbf"}, "ack_error": None,
          "profile": {"n_layers": 6, "link": {"backend": backend}}}
         for i in (1, 2)
@@ -115,6 +116,11 @@ def test_drift_replans_counted_and_bounded(controller, tmp_path):
     state["plan"] = _plan("nodes registered", "nodes registered", "channel drift")
     out = _run(url, tmp_path, "--max-drift-replans", "0")
     assert out.returncode == 1 and "1 channel drift re-plans" in out.stdout, out.stdout
+    # without a gain estimate from an agent the count could not have been anything but 0: not a pass
+    state["plan"] = _plan("nodes registered", "nodes registered")
+    state["nodes"][1]["telemetry"] = {}
+    out = _run(url, tmp_path, "--max-drift-replans", "0")
+    assert out.returncode == 1 and "device-2 never estimated its channel gain" in out.stdout, out.stdout
 
 
 def test_host_bound_emulation_is_named(controller, tmp_path):
