@@ -15,6 +15,9 @@
 #   CLEAN_IMAGES     1: also remove the images built here (the base image stays)
 #   ALLOW_SKIP       1: exit 0 with SKIP when no engine, compose or base image can be had
 #   E2E_TIMEOUT_S    limit for the agents' run (default 900, plus DRIFT_CHECK_S)
+#   DOCKER_CPU_SHARES  e.g. 8192: the CPU weight of Docker's cgroup (v1, cgroupfs) for the run, restored after.
+#                    Every container shares that one weight against all processes outside Docker; on a busy
+#                    shared host the emulated clocks then cannot keep up (the report says "host-bound")
 #   DRIFT_CHECK_S    keep the agents running this long (e.g. 300: the static-channel check) and fail if
 #                    the controller's plan history shows any re-plan for "channel drift" by then
 set -euo pipefail
@@ -91,6 +94,9 @@ cleanup() {
       wait "$STARTED_DOCKERD" 2>/dev/null || true
     fi
   fi
+  if [[ -n "${SHARES_WAS:-}" ]]; then
+    echo "$SHARES_WAS" >"$SHARES_FILE" 2>/dev/null || true
+  fi
   log "exit $rc; logs and results in $WORK"
 }
 trap cleanup EXIT
@@ -146,6 +152,13 @@ mkdir -p "$RESULTS_DIR"
 compose() { "${COMPOSE[@]}" -p "$PROJECT" "$@"; }
 compose config --quiet || fail "docker-compose.yml does not validate"
 
+SHARES_FILE=/sys/fs/cgroup/cpu/docker/cpu.shares
+if [[ -n "${DOCKER_CPU_SHARES:-}" ]]; then
+  [[ -w "$SHARES_FILE" ]] || fail "DOCKER_CPU_SHARES: $SHARES_FILE is not writable (needs root, cgroup v1 and dockerd's cgroupfs driver)"
+  SHARES_WAS=$(cat "$SHARES_FILE")
+  echo "$DOCKER_CPU_SHARES" >"$SHARES_FILE"
+  log "Docker's CPU weight $SHARES_WAS -> $DOCKER_CPU_SHARES for this run"
+fi
 log "compose up --exit-code-from report --abort-on-container-failure (returns when the run is over); load: $(uptime)"
 UP_T0=$(date +%s)
 set +e
