@@ -2,7 +2,7 @@
 
 Runs as the compose service `report` (controller image, standard library only)
 once every agent has exited 0, so `docker compose up --exit-code-from report
---abort-on-container-failure` returns when the run is over, with this script's
+--attach report` returns when the run is over, with this script's
 exit code:
 
     python3 /opt/splitbed/report.py --results /results --controller http://controller:8080 \\
