@@ -49,11 +49,12 @@ def test_replace_then_change_exact_command_lines() -> None:
     first = link.set_rate_bps(5_000_000)
     second = link.set_rate_bps(2_000_000)
     assert fake.calls[0] == ["tc", "qdisc", "replace", "dev", "veth0", "root", "tbf",
-                             "rate", "5000000bit", "burst", "6250", "latency", "6711ms"]
+                             "rate", "5000000bit", "burst", "3028", "latency", "6711ms"]
     assert fake.calls[1] == ["tc", "-j", "qdisc", "show", "dev", "veth0"]
     assert fake.calls[2] == ["tc", "qdisc", "change", "dev", "veth0", "root", "tbf",
                              "rate", "2000000bit", "burst", "3028", "latency", "16778ms"]
     assert first.rate_bps == 5e6 and second.rate_bps == 2e6
+    assert link.burst_for(40e6) == 10_000  # above one frame's worth: 2 ms of traffic
     assert second.rate_source == "enforced:tc-tbf" and second.backend == "tbf"
 
 

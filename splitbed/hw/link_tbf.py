@@ -43,6 +43,10 @@ NET_ADMIN_HINT = (
 
 # One MTU-sized frame plus headroom: tbf drops packets larger than its burst.
 MIN_BURST_BYTES = 3028
+# Default bucket, as seconds of traffic at the rate. Small, so that uploads of a few ms are mostly paced at r(p)
+# and the agent's channel estimate (device_agent/channel_estimate.py, uploads over 4 buckets) has uploads to use:
+# with 10 ms, compose's 17-19 ms int8 uploads were under 2 buckets and the gain was never estimated.
+DEFAULT_BURST_S = 0.002
 # Linux's default net.ipv4.tcp_wmem maximum: a send buffer, hence a TCP socket's data in flight, is at most this.
 DEFAULT_QUEUE_BYTES = 4 * 1024 * 1024
 
@@ -110,10 +114,10 @@ class TbfLink(LinkBackend):
         return proc
 
     def burst_for(self, rate_bps: float) -> int:
-        """Burst bytes: the configured value, else 10 ms of traffic but at least one frame."""
+        """Burst bytes: the configured value, else DEFAULT_BURST_S of traffic but at least one frame."""
         if self._burst is not None:
             return self._burst
-        return max(MIN_BURST_BYTES, round(rate_bps / 8 * 0.01))
+        return max(MIN_BURST_BYTES, round(rate_bps / 8 * DEFAULT_BURST_S))
 
     def latency_for(self, rate_bps: float) -> float:
         """Queue latency in ms: the configured one, raised so the queue holds ``min_queue_bytes``."""
