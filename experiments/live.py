@@ -59,7 +59,8 @@ def problem_from_nodes(tb: Testbed, lv: LiveSpec, split: int, t0: float, e0: flo
         c = p["compute"]
         return {"f_max_hz": c["f_max_hz"], "f_min_hz": min(c.get("f_min_hz", 0.0), c["f_max_hz"]),
                 "flops_per_cycle": flops_per_cycle_at(c, seq_len), "pue": c.get("pue") or 1.0,
-                "power_coeff": c.get("power_coeff") or 1e-28}
+                "power_coeff": c.get("power_coeff") or 1e-28,
+                "clock_steps_hz": [f for f in c.get("clock_steps_hz") or [] if 0.0 < f <= c["f_max_hz"]]}
 
     link = dev["link"]
     t = next(s for s in split_table(src, lv.seq_len) if s.split == split)
@@ -72,6 +73,8 @@ def problem_from_nodes(tb: Testbed, lv: LiveSpec, split: int, t0: float, e0: flo
         "splits": [{"split": t.split, "device_flops": float(t.device_flops), "server_flops": float(t.server_flops),
                     "device_params": float(t.device_prunable), "server_params": float(t.server_prunable),
                     "payload_bits": 8.0 * payload_bytes(src.hidden_size, lv.seq_len, lv.encoding)}],
+        # T_fix as the device measured it, as controller/live_problem.py plans with it.
+        "fixed_latency_s": max(float(dev.get("fixed_latency_s") or 0.0), 0.0),
     }
 
 
