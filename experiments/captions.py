@@ -45,13 +45,16 @@ def header(manifest: dict[str, Any], notes: dict[str, Any]) -> str:
     if quick:
         lines += ["", "**These are QUICK results** (`experiments run all --quick`: few points, at most 20 requests "
                       "per live point), not the full sweep."]
-    lines += ["", "| sweep | mode | quick | resumed | wall time | finished (UTC) |", "|---|---|---|---|---|---|"]
+    lines += ["", "| sweep | mode | quick | resumed | wall time | finished (UTC) | load avg 1/5/15 min at the end |",
+              "|---|---|---|---|---|---|---|"]
     for name, v in sorted(manifest.items()):
+        load = "/".join(f"{x:.2f}" for x in v["load_avg_1_5_15"]) if v.get("load_avg_1_5_15") else "not recorded"
         lines.append(f"| {name} | {v.get('mode')} | {v.get('quick')} | {v.get('resume', False)} | "
-                     f"{v.get('seconds', 0):.0f} s | {v.get('finished', '')} |")
-    lines += ["", "Machine: 2-core x86 VM, no GPU, shared with other jobs while these ran (wall times are inflated; "
-                  "emulated clocks stretch compute to their profile, so the measured latencies are the profiles', "
-                  "not the host's, as long as the host is faster than the profile)."]
+                     f"{v.get('seconds', 0):.0f} s | {v.get('finished', '')} | {load} |")
+    lines += ["", "Machine: 2-core x86 VM, no GPU; the load average says how busy it was (2 = both cores). Emulated "
+                  "clocks stretch compute to their profile, so the measured latencies are the profiles', not the "
+                  "host's, as long as the host is faster than the profile; other jobs on the host inflate wall "
+                  "times and, once the host falls behind a profile, the measured latencies too."]
     if notes:
         n = next(iter(notes.values()))
         lines += ["", "**Live setup.** " + (

@@ -41,6 +41,8 @@ def record_run(out: Path, name: str, **info: Any) -> None:
     path = out / "manifest.json"
     data = json.loads(path.read_text()) if path.exists() else {}
     info["finished"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    # How busy the host was: live latencies hold only while the host keeps up with the emulated clocks.
+    info["load_avg_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
     if info.get("resume") and name in data:
         # A resumed sweep's wall time adds to the interrupted run's.
         info["seconds"] = float(info.get("seconds", 0.0)) + float(data[name].get("seconds", 0.0))
