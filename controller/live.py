@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from controller.association import Association, associate, check_server_ref, membership
-from controller.drift import DriftGate
+from controller.drift import DriftGate, rate_drift
 from controller.groups import Group, changed, restore
 from controller.live_group import new_budgets
 from controller.live_problem import validation_message
@@ -240,11 +240,9 @@ class LiveSystem:
         own = self.plan_of(node.node_id)
         if gain and node.role == "device" and own is not None:
             planned = node.profile.link.gain
-            adopted = None
             # In a group each device has its own plan version: compare against that one, not the newest.
-            if 0 < gain <= 1 and planned > 0:
-                adopted = self.drift.check(node.node_id, planned, gain, report_version=report.config_version,
-                                           plan_version=own.config.version)
+            adopted = rate_drift(self.drift, node.node_id, node.profile.link, own.config.knobs.power_w, gain,
+                                 report_version=report.config_version, plan_version=own.config.version)
             if adopted is not None:
                 logger.info("channel gain drifted %.3g -> %.3g: re-planning", planned, adopted)
                 node.profile.link.gain = adopted

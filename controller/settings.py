@@ -31,7 +31,8 @@ class ControllerSettings(BaseSettings):
     bits_per_param: float = Field(32.0, gt=0, description="Bits per stored parameter b of the bound.")
     entropy_bits_per_param: float = Field(-2.0, description="Differential entropy h per parameter, bits.")
     ack_timeout_s: float = Field(60.0, gt=0, description="How long to wait for the server to apply a plan, s.")
-    drift_threshold: float = Field(0.2, gt=0, description="Re-plan when the channel gain drifts by this fraction.")
+    drift_threshold: float = Field(0.2, gt=0, description="Re-plan when the uplink rate at the planned power "
+                                   "(r(p) from the estimated channel gain) drifts by this fraction.")
     drift_confirm: int = Field(2, ge=1, description="Consecutive telemetry reports beyond the drift threshold "
                                "before a drift re-plan (count).")
     drift_min_interval_s: float = Field(10.0, ge=0, description="Least time between two drift re-plans of one "

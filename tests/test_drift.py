@@ -69,3 +69,27 @@ def test_a_step_is_adopted_once_it_has_settled():
     seen = [gate.check("d", planned, g * 1e-11) for g in (1.70, 1.39, 1.12, 1.12)]
     assert seen[:3] == [None, None, None]
     assert seen[3] == 1.12e-11
+
+
+def test_rate_drift_judges_the_rate_not_the_amplified_gain() -> None:
+    """At high SNR a few % of rate noise is tens of % of gain: only a real change of r(p) re-plans."""
+    from controller.drift import rate_drift
+    from splitbed.channel import gain_from_rate, rate_bps
+    from splitbed.v1 import control_pb2
+
+    clock = [0.0]
+    gate = DriftGate(threshold=0.2, confirm=2, min_interval_s=0.0, clock=lambda: clock[0])
+    link = control_pb2.LinkProfile(bandwidth_hz=20e6, noise_psd_w_per_hz=2e-19, gain=1.1e-9, p_max_w=0.5)
+    p = 0.33
+    planned = rate_bps(p, link.bandwidth_hz, link.noise_psd_w_per_hz, link.gain)
+    noisy = gain_from_rate(planned * 0.93, p, link.bandwidth_hz, link.noise_psd_w_per_hz)
+    assert noisy < link.gain * 0.8  # 7 % of rate is more than 20 % of gain here
+    for _ in range(4):
+        assert rate_drift(gate, "d", link, p, noisy, report_version=1, plan_version=1) is None
+    halved = gain_from_rate(planned * 0.5, p, link.bandwidth_hz, link.noise_psd_w_per_hz)
+    assert rate_drift(gate, "d", link, p, halved, report_version=1, plan_version=1) is None  # not confirmed yet
+    adopted = rate_drift(gate, "d", link, p, halved, report_version=1, plan_version=1)
+    assert adopted is not None and abs(adopted / halved - 1) < 1e-9
+    # L = n (no power) and a gain out of range say nothing.
+    assert rate_drift(gate, "d", link, 0.0, halved, report_version=1, plan_version=1) is None
+    assert rate_drift(gate, "d", link, p, 2.0, report_version=1, plan_version=1) is None
