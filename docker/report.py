@@ -130,7 +130,7 @@ def _row(node_id: str, fig: dict[str, Any], planned: dict[str, Any], node: dict[
     err = f"{fig['error']:+.1%}" if fig["error"] is not None else "n/a"
     power = planned.get("power_w")
     return (f"{node_id:<10} {fig['records']:>7} {fig['versions'][-1]:>3} {fig['split']:>2} {fig['rho']:>6.3f} "
-            f"{fig['rho_server']:>6.3f} {power if power is not None else float('nan'):>6.3f} "
+            f"{fig['rho_server']:>6.3f} {f'{power:.3f}' if power is not None else '-':>6} "
             f"{_mhz(planned.get('freq_device_hz')):>5} {_mhz(planned.get('freq_server_hz')):>5} "
             f"{fig['predicted_s'] * 1e3:>8.1f}ms {fig['measured_s'] * 1e3:>8.1f}ms {err:>7} "
             f"{fig['queue_s'] * 1e3:>6.1f}ms  f={_mhz(applied.get('freq_device_hz'))} MHz, "
