@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from controller.groups import Group, keys_of
 from controller.live_group import group_plans, group_problem, push_group, solve_group
-from controller.live_problem import problem_dict, validation_message
+from controller.live_problem import build_problem, validation_message
 from controller.multi_problem import MultiAnswer
 from controller.problem import Answer, Problem
 from controller.push import PIN_FIELDS, Plan, config_from_answer
@@ -41,8 +41,8 @@ def _one_device_problem(live: Any, device: Node, server: Node, budget: Budget, p
     """P1 of one device and its server; bad pins are InvalidArgument naming the pin, bad profiles
     FailedPrecondition."""
     def validate(with_pins: dict[str, float]) -> Problem:
-        return Problem.model_validate(problem_dict(device.profile, server.profile, live.settings,
-                                                   latency_s=budget[0], energy_j=budget[1], pins=with_pins))
+        return build_problem(device.profile, server.profile, live.settings, latency_s=budget[0],
+                             energy_j=budget[1], pins=with_pins)
     try:
         validate({})
     except ValidationError as exc:
