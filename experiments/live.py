@@ -9,7 +9,6 @@ was served with) give the measured latency, energy, and the embeddings scored ag
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import math
@@ -48,55 +47,27 @@ def total_prunable(lv: LiveSpec) -> float:
 
 
 def problem_from_nodes(tb: Testbed, lv: LiveSpec, split: int, t0: float, e0: float) -> dict[str, Any]:
-    """The live system's P1 (bound objective) for one split, as the controller builds it from the profiles
-    it shows on `GET /v1/nodes` and the model's split table."""
-    from splitbed.model import payload_bytes, resolve_model, split_table
+    """The live system's P1 (bound objective) for one split, built by the controller's own
+    `problem_dict` from the profiles `GET /v1/nodes` shows (which leave out the split table: it comes
+    from the model, as the device computes it)."""
+    from google.protobuf.json_format import ParseDict
 
-    dev, srv = tb.device()["profile"], tb.server()["profile"]
-    src = resolve_model(lv.model)
+    from controller.live_problem import problem_dict
+    from controller.settings import ControllerSettings
+    from splitbed.model import resolve_model
+    from splitbed.side.profile import split_costs
+    from splitbed.v1 import control_pb2
 
-    def proc(p: dict[str, Any], seq_len: int = 0) -> dict[str, float]:
-        c = p["compute"]
-        return {"f_max_hz": c["f_max_hz"], "f_min_hz": min(c.get("f_min_hz", 0.0), c["f_max_hz"]),
-                "flops_per_cycle": flops_per_cycle_at(c, seq_len), "pue": c.get("pue") or 1.0,
-                "power_coeff": c.get("power_coeff") or 1e-28,
-                "clock_steps_hz": [f for f in c.get("clock_steps_hz") or [] if 0.0 < f <= c["f_max_hz"]]}
+    def profile(node: dict[str, Any]) -> control_pb2.NodeProfile:
+        return ParseDict(node["profile"], control_pb2.NodeProfile(), ignore_unknown_fields=True)
 
-    link = dev["link"]
-    t = next(s for s in split_table(src, lv.seq_len) if s.split == split)
-    return {
-        "device": proc(dev), "server": proc(srv, lv.seq_len),
-        "link": {"bandwidth_hz": link["bandwidth_hz"], "noise_psd_w_per_hz": link["noise_psd_w_per_hz"],
-                 "gain": link["gain"], "p_max_w": link["p_max_w"]},
-        "budget": {"latency_s": t0, "energy_j": e0},
-        "n_layers": src.n_layers, "rho_min_device": lv.rho_min, "rho_min_server": lv.rho_min,
-        "splits": [{"split": t.split, "device_flops": float(t.device_flops), "server_flops": float(t.server_flops),
-                    "device_params": float(t.device_prunable), "server_params": float(t.server_prunable),
-                    "payload_bits": 8.0 * payload_bytes(src.hidden_size, lv.seq_len, lv.encoding)}],
-        # T_fix as the device measured it, as controller/live_problem.py plans with it.
-        "fixed_latency_s": max(float(dev.get("fixed_latency_s") or 0.0), 0.0),
-    }
-
-
-def flops_per_cycle_at(compute: dict[str, Any], seq_len: int) -> float:
-    """FLOPs per cycle at `seq_len` as the controller plans it (`controller.seq_curve`): from the node's
-    FLOP/s-against-length curve (log2-linear between the nearest measured lengths), else the profile's c."""
-    pts = sorted((int(p["seq_len"]), float(p["achieved_flops_per_s"])) for p in compute.get("flops_by_seq_len") or []
-                 if int(p.get("seq_len", 0)) > 0 and float(p.get("achieved_flops_per_s", 0)) > 0)
-    clock = float(compute.get("clock_hz") or 0.0)
-    if not pts or seq_len <= 0 or clock <= 0:
-        return float(compute["flops_per_cycle"])
-    lens = [n for n, _ in pts]
-    i = bisect.bisect_left(lens, seq_len)
-    if i < len(lens) and lens[i] == seq_len:
-        achieved = pts[i][1]
-    elif i in (0, len(pts)):
-        achieved = pts[min(i, len(pts) - 1)][1]
-    else:
-        (n0, a0), (n1, a1) = pts[i - 1], pts[i]
-        w = (math.log2(seq_len) - math.log2(n0)) / (math.log2(n1) - math.log2(n0))
-        achieved = a0 + w * (a1 - a0)
-    return achieved / clock
+    dev, srv = profile(tb.device()), profile(tb.server())
+    del dev.splits[:]
+    dev.splits.extend(split_costs(resolve_model(lv.model), lv.seq_len, lv.encoding))
+    settings = ControllerSettings.model_validate({"rho_min_device": lv.rho_min, "rho_min_server": lv.rho_min})
+    problem = problem_dict(dev, srv, settings, latency_s=t0, energy_j=e0)
+    problem["splits"] = [s for s in problem["splits"] if s["split"] == split]
+    return problem
 
 
 def _minimal_budgets(tb: Testbed, problem: dict[str, Any]) -> tuple[float, float]:

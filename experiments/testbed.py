@@ -180,8 +180,7 @@ class Testbed:
             if plan["budget"] == state["budget"] and plan["pins"] == state["pins"]:
                 return
             self.put("/v1/budget", {"latency_s": HUGE_LATENCY_S, "energy_j": HUGE_ENERGY_J})
-            # GET /v1/pins shows every knob as a float; PUT takes the split as an integer.
-            pins = {k: int(v) if k == "split" else v for k, v in state["pins"].items()}
+            pins = state["pins"]  # as GET /v1/pins gave them, which PUT takes back
             code, body = self.put("/v1/pins", pins) if pins else (200, None)
             if not pins:
                 self.http.delete(self.url + "/v1/pins").raise_for_status()
