@@ -1,7 +1,8 @@
 """Admission control of the edge server: bounded streams, bounded pending work, fair turns.
 
 - Streams: at most `max_streams_per_peer` per peer (one client connection) and
-  `max_streams` in total. A stream past a bound is refused at once.
+  `max_streams` in total. A stream past a bound is refused once its first request
+  is read (refused sooner, a grpc.aio client can see INTERNAL instead, grpc/grpc#36066).
 - Pending requests (received, not yet answered): at most `max_pending` and
   `max_pending_bytes` (declared tensor bytes). A request past a bound is refused
   at once. Both refusals are RESOURCE_EXHAUSTED with a `retry-after-ms` hint.

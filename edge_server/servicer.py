@@ -65,15 +65,21 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     ) -> AsyncIterator[inference_pb2.InferResponse]:
         loop = asyncio.get_running_loop()
         peer = context.peer() or "unknown"
+        requests = aiter(request_iterator)
+        # A stream past its bound is refused after its first request is read, not before: a refusal that
+        # races the client's first write reaches a grpc.aio client as INTERNAL "Internal error from Core"
+        # instead of RESOURCE_EXHAUSTED with its retry hint (grpc/grpc#36066).
         read_any = False
         try:
+            request: inference_pb2.InferRequest | None = await anext(requests, None)
+            read_any = request is not None
             with self.admission.stream(peer):
-                async for request in request_iterator:
+                while request is not None:
                     self.requests_seen += 1
-                    read_any = True
                     if self.draining:
                         raise Unavailable("edge server is shutting down; reconnect and resend")
                     yield await self.replay.answer(request, functools.partial(self._serve_one, request, loop, peer))
+                    request = await anext(requests, None)
         except SplitbedError as exc:
             self._metrics.errors.labels("server", status_for(exc).name).inc()
             if read_any:  # a request was read: the error's frames hold its buffers in a cycle

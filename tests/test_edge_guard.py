@@ -82,6 +82,32 @@ async def test_streams_past_the_per_peer_bound_get_resource_exhausted_with_a_hin
         assert (await _one(stub, request("later"))).request_id == "later"
 
 
+async def test_a_refused_stream_always_reports_resource_exhausted_not_internal(server):
+    """The refusal waits for the stream's first request. Refused before it, about 2% of refusals raced the
+    client's first write and reached it as INTERNAL "Internal error from Core" (grpc/grpc#36066), so 1000
+    tries catch the old behaviour all but surely."""
+    async with aio.insecure_channel(server.address) as channel:
+        stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        open_calls = []
+        for i in range(2):
+            call = stub.Infer()
+            await call.write(request(f"hold{i}"))
+            await call.read()
+            open_calls.append(call)
+        codes = []
+        for i in range(1000):
+            extra = stub.Infer()
+            try:
+                await extra.write(request(f"refused{i}"))
+                await extra.read()
+                codes.append(grpc.StatusCode.OK)
+            except aio.AioRpcError as exc:
+                codes.append(exc.code())
+        for call in open_calls:
+            await call.done_writing()
+    assert set(codes) == {grpc.StatusCode.RESOURCE_EXHAUSTED}, {c.name: codes.count(c) for c in set(codes)}
+
+
 @pytest.mark.parametrize("method", ["GetInfo", "Infer"])
 async def test_undecodable_protobuf_is_invalid_argument(server, method):
     async with aio.insecure_channel(server.address) as channel:
