@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,6 +29,7 @@ from controller.multi_problem import MultiAnswer
 from controller.planner import Planner
 from controller.problem import Answer
 from controller.push import PIN_FIELDS, Plan
+from controller.push_retry import PushRetry
 from controller.registry import ROLES, Node, NodeRegistry
 from controller.replan import plan_groups
 from controller.settings import ControllerSettings
@@ -69,6 +71,7 @@ class LiveSystem:
         self._watch: asyncio.Task[None] | None = None
         self.last_error: str | None = None
         self.metrics = Metrics("controller")
+        self.push_retry = PushRetry(settings.push_retry_s)
         self.drift = DriftGate(settings.drift_threshold, settings.drift_confirm, settings.drift_min_interval_s)
         self._restore()
 
@@ -98,8 +101,9 @@ class LiveSystem:
         self._watch = asyncio.get_running_loop().create_task(self._watch_staleness(), name="stale-watch")
 
     async def _watch_staleness(self) -> None:
-        """A node that goes stale leaves its group: re-plan that group (only when the stale set changed)."""
-        every = min(1.0, max(0.05, self.settings.node_ttl_s / 4))
+        """A node that goes stale leaves its group: re-plan that group (only when the stale set changed).
+        A changed group whose push failed is re-planned again when its retry is due (`PushRetry`)."""
+        every = min(1.0, max(0.05, self.settings.node_ttl_s / 4), self.settings.push_retry_s / 2)
         stale = self.registry.stale_ids()
         while True:
             await asyncio.sleep(every)
@@ -107,6 +111,12 @@ class LiveSystem:
             newly, stale = now_stale - stale, now_stale
             if newly and self.group_changed():
                 await self.replan_quietly(f"{', '.join(sorted(newly))} went stale")
+            now = time.monotonic()
+            due = self.push_retry.due(now, self.changed_groups()[0]) if self.push_retry.pending() else []
+            if due:
+                for sid in due:  # the next try's wait doubles whatever this one's end
+                    self.push_retry.failed(sid, now)
+                await self.replan_quietly(f"retrying the push to the group of {', '.join(due)}")
 
     # -- nodes ---------------------------------------------------------------------------
     def node(self, node_id: str) -> Node:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -186,9 +187,16 @@ async def plan_groups(live: Any, reason: str, servers: list[str], members: dict[
         try:
             plan = await _push_and_adopt(live, reason, live.node(sid), members[sid], answer, budget, budgets, pins)
         except SplitbedError:
+            group = live.groups.get(sid)
+            # A churn re-plan, or devices left on a mix of old and new plans: the watcher tries again.
+            if (not all_or_nothing or (group is not None and group.incomplete)) and \
+                    sid not in live.push_retry.pending():  # a retry that failed was already rescheduled
+                wait = live.push_retry.failed(sid, time.monotonic())
+                live.last_error = f"{live.last_error}; retrying in {wait:g} s"
             if all_or_nothing:
                 raise
             logger.error("%s", live.last_error)  # that group only: the others are pushed all the same
             continue
+        live.push_retry.succeeded(sid)
         newest = plan if newest is None or plan.config.version > newest.config.version else newest
     return (solved[-1][1] if solved else last), newest

@@ -72,6 +72,9 @@ def plan_view(live: LiveSystem) -> dict[str, Any]:
         "groups": groups_view(live),
         "unassigned": live.unassigned(),
         "last_error": live.last_error,
+        # Changed groups whose push failed: seconds until the controller tries again on its own.
+        "push_retry_in_s": {s: round(max(0.0, at - time.monotonic()), 3)
+                            for s, at in sorted(live.push_retry.pending().items())},
         "history": live.history[-20:],
     }
 

@@ -31,6 +31,9 @@ class ControllerSettings(BaseSettings):
     bits_per_param: float = Field(32.0, gt=0, description="Bits per stored parameter b of the bound.")
     entropy_bits_per_param: float = Field(-2.0, description="Differential entropy h per parameter, bits.")
     ack_timeout_s: float = Field(60.0, gt=0, description="How long to wait for the server to apply a plan, s.")
+    push_retry_s: float = Field(5.0, gt=0, description="After a push to a changed group failed (a device "
+                                "joined or left, a profile changed), re-plan that group after this long, s; "
+                                "the wait doubles after each failed try, up to 60 s.")
     drift_threshold: float = Field(0.2, gt=0, description="Re-plan when the uplink rate at the planned power "
                                    "(r(p) from the estimated channel gain) drifts by this fraction.")
     drift_confirm: int = Field(2, ge=1, description="Consecutive telemetry reports beyond the drift threshold "

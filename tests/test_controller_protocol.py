@@ -128,8 +128,45 @@ def test_failed_server_apply_keeps_devices_on_the_old_plan(controller):
         plan = httpx.get(f"{controller.rest_url}/v1/plan").json()
         # A failed push adopts nothing: no current plan, the attempt is in the history.
         assert plan["status"] == "none" and plan["version"] == 0
-        assert plan["history"][-1]["status"] == "failed" and plan["issued_version"] == 1
+        # (>= 1: the controller tries the changed group again after --push-retry-s, 5 s by default)
+        assert plan["history"][-1]["status"] == "failed" and plan["issued_version"] >= 1
         assert "out of memory" in (plan["last_error"] or "")
     finally:
         server.close()
         device.close()
+
+
+def test_a_changed_group_whose_push_failed_is_tried_again_until_it_lands():
+    """No event comes after the failed push (no node joins, leaves or changes): the controller tries again
+    on its own, with the wait doubling, until the server applies the plan; then it stops trying."""
+    proc = start_controller(["--latency-budget-s", "0.3", "--energy-budget-j", "0.1", "--ack-timeout-s", "10",
+                             "--push-retry-s", "1"])
+    server = FakeNode(proc.address, "edge", control_pb2.ROLE_SERVER, fail=True)
+    device = FakeNode(proc.address, "dev", control_pb2.ROLE_DEVICE)
+    try:
+        _, first = server.next()
+        assert first.version == 1
+        deadline = time.monotonic() + 30
+        plan = httpx.get(f"{proc.rest_url}/v1/plan").json()
+        while plan["history"][-1:] == [] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            plan = httpx.get(f"{proc.rest_url}/v1/plan").json()
+        assert plan["status"] == "none" and "retrying in 1 s" in (plan["last_error"] or ""), plan["last_error"]
+        assert set(plan["push_retry_in_s"]) == {"edge"}
+        _, second = server.next(timeout=60)
+        assert second.version == 2 and second.reason == "retrying the push to the group of edge"
+        server.fail = False  # the server recovers (from v2 or v3 on, as its ack thread sees it)
+        _, landed = device.next(timeout=60)
+        plan = httpx.get(f"{proc.rest_url}/v1/plan").json()
+        assert plan["status"] == "applied" and plan["version"] == landed.version >= 2
+        assert plan["push_retry_in_s"] == {} and plan["last_error"] is None
+        statuses = [h["status"] for h in plan["history"]]
+        assert statuses[0] == "failed" and statuses[-1] == "applied", statuses
+        while server.next(timeout=10)[1].version < landed.version:  # the server saw every try
+            pass
+        with pytest.raises(queue.Empty):  # landed: no more tries
+            server.next(timeout=3)
+    finally:
+        server.close()
+        device.close()
+        assert proc.stop() == 0, proc.output()
