@@ -244,8 +244,11 @@ class LiveSystem:
             self.store.save_node(node.stored())
         fixed = report.values.get("fixed_latency_s")
         if fixed is not None and node.role == "device" and 0.0 <= fixed <= 10.0:  # T_fix: the next plan uses it
+            before = node.profile.fixed_latency_s
             node.profile.fixed_latency_s = fixed
             node.profile.fixed_latency_source = report.sources.get("fixed_latency_s", "measured: telemetry")[:200]
+            if abs(fixed - before) > 0.02 * max(before, 1e-4):  # kept across a restart; not every tiny wobble
+                self.store.save_node(node.stored())
         gain = report.values.get("gain")
         own = self.plan_of(node.node_id)
         if gain and node.role == "device" and own is not None:
@@ -256,6 +259,7 @@ class LiveSystem:
             if adopted is not None:
                 logger.info("channel gain drifted %.3g -> %.3g: re-planning", planned, adopted)
                 node.profile.link.gain = adopted
+                self.store.save_node(node.stored())
                 asyncio.get_running_loop().create_task(self.replan_quietly("channel drift"))
 
     async def replan_quietly(self, reason: str) -> None:

@@ -68,6 +68,34 @@ def test_restart_keeps_budget_pins_versions_and_nodes(tmp_path):
         assert proc.stop() == 0, proc.output()
 
 
+def test_measured_fixed_cost_and_drifted_gain_survive_a_restart(tmp_path):
+    """T_fix measured on requests, and a confirmed channel gain, arrive by telemetry after registration; a
+    restarted controller plans with them (not with the probe's lower bound and the first estimate)."""
+    state = ["--state", str(tmp_path / "state.sqlite")]
+    proc = start_controller([*state, *BUDGET, "--drift-confirm", "1", "--drift-min-interval-s", "0"])
+    server, device = _pair(proc)
+    try:
+        server.next(), device.next()
+        gain = device.profile.link.gain * 0.5
+        device.stub.ReportTelemetry(control_pb2.TelemetryReport(
+            node_id="device-0", config_version=1, values={"fixed_latency_s": 0.0123, "gain": gain},
+            sources={"fixed_latency_s": "measured: requests"}), timeout=10)
+        server.next(), device.next()  # the drift re-plan
+    finally:
+        server.close(), device.close()
+        assert proc.stop() == 0, proc.output()
+
+    proc = start_controller([*state, *BUDGET])
+    try:
+        nodes = {n["node_id"]: n for n in httpx.get(f"{proc.rest_url}/v1/nodes", timeout=30).json()}
+        dev = nodes["device-0"]["profile"]
+        assert dev["fixed_latency_s"] == pytest.approx(0.0123)
+        assert dev["fixed_latency_source"] == "measured: requests"
+        assert dev["link"]["gain"] == pytest.approx(gain)
+    finally:
+        assert proc.stop() == 0, proc.output()
+
+
 def test_failed_push_adopts_nothing(tmp_path):
     proc = start_controller([*BUDGET, "--ack-timeout-s", "20"])
     server, device = _pair(proc)
