@@ -103,7 +103,7 @@ class LiveSystem:
     async def _watch_staleness(self) -> None:
         """A node that goes stale leaves its group: re-plan that group (only when the stale set changed).
         A changed group whose push failed is re-planned again when its retry is due (`PushRetry`)."""
-        every = min(1.0, max(0.05, self.settings.node_ttl_s / 4), self.settings.push_retry_s / 2)
+        every = max(0.05, min(1.0, self.settings.node_ttl_s / 4, self.settings.push_retry_s / 2))
         stale = self.registry.stale_ids()
         while True:
             await asyncio.sleep(every)
