@@ -48,6 +48,9 @@ class AgentSettings(SideSettings):
     # The radio uplink: transmit power p via the link backend, and the channel it is planned for.
     link: str = Field("pacer", description="Uplink backend: pacer (emulated, default) | tbf | iw.")
     link_dev: str | None = Field(None, description="Network interface for the tbf / iw link backends.")
+    link_queue_bytes: int = Field(4 * 1024 * 1024, ge=0, description="tbf only: least bytes its queue holds, B "
+                                  "(the default is Linux's default tcp_wmem maximum; raise it above the largest "
+                                  "upload in flight, or tbf drops its tail and each drop costs a retransmit).")
     power_w: float | None = Field(None, gt=0, description="Transmit power p, W (unset = no pacing standalone).")
     p_max_w: float = Field(0.5, gt=0, description="Largest transmit power P_max, W.")
     bandwidth_hz: float = Field(5e6, gt=0, description="Uplink bandwidth B, Hz.")

@@ -24,6 +24,8 @@ class Uplink:
         self.settings = settings
         # burst 1 byte: every upload waits payload/r(p), as the model has it (no idle-time credit).
         opts: dict[str, Any] = {"dev": settings.link_dev} if settings.link != "pacer" else {"burst_bytes": 1}
+        if settings.link == "tbf":
+            opts["min_queue_bytes"] = settings.link_queue_bytes
         self.backend: LinkBackend = make_link(settings.link, **opts)
         self.applied_power_w = 0.0
         self.applied_rate_bps = 0.0

@@ -81,6 +81,17 @@ def test_latency_is_raised_until_the_queue_holds_a_whole_tcp_send_buffer() -> No
     assert TbfLink("veth0", runner=FakeTc(), min_queue_bytes=2 * 65536).latency_for(1e6) == 1049
 
 
+def test_the_agent_sizes_the_tbf_queue_from_its_setting() -> None:
+    from device_agent.settings import AgentSettings
+    from device_agent.uplink import Uplink
+
+    default = Uplink(AgentSettings(link="tbf", link_dev="veth0")).backend
+    bigger = Uplink(AgentSettings(link="tbf", link_dev="veth0", link_queue_bytes=4 * DEFAULT_QUEUE_BYTES)).backend
+    assert isinstance(default, TbfLink) and isinstance(bigger, TbfLink)
+    assert default.latency_for(10e6) == TbfLink("veth0").latency_for(10e6)
+    assert bigger.latency_for(10e6) == pytest.approx(4 * default.latency_for(10e6), rel=1e-3)
+
+
 def test_operation_not_permitted_is_permission_denied() -> None:
     link = TbfLink("eth0", runner=FakeTc(fail_with="RTNETLINK answers: Operation not permitted"))
     with pytest.raises(PermissionDenied) as info:
