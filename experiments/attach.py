@@ -52,7 +52,7 @@ def check_grpc_reachable(address: str) -> None:
             return
     except (OSError, ValueError) as exc:
         raise AttachMismatch(f"nothing accepts connections at the controller's gRPC address {address} ({exc}): "
-                             "set CONTROLLER_GRPC=host:port to the port `controller serve --grpc-port` "
+                             "pass --controller-grpc HOST:PORT with the port `controller serve --grpc-port` "
                              "listens on (default 50052)") from None
 
 
@@ -127,8 +127,21 @@ def _pin_accepted(tb: Testbed, pins: dict[str, float]) -> bool:
     raise AttachMismatch(f"PUT /v1/pins {pins} at an unbounded budget -> {code}: {body}")
 
 
+def check_admin(tb: Testbed) -> None:
+    """The driver may set budgets and pins: a solve with no body is refused for its body (422) when the
+    token is good, for the token (401/403) when not, and changes nothing either way."""
+    code = tb.http.post(tb.url + "/v1/solve", content=b"").status_code
+    if code in (401, 403):
+        given = "the token of --token-file is not its admin token" if tb.token else \
+            "it was started with --token-file and the driver sent no token"
+        raise AttachMismatch(f"the controller at {tb.url} refused the driver's REST calls ({code}): {given}; "
+                             "pass --token-file FILE holding its admin token (used for REST and by the "
+                             "driver's agent)")
+
+
 def prepare(tb: Testbed, lv: LiveSpec, register: Callable[[], None]) -> None:
     """Check what can be checked before the agent starts, `register` the driver's agent, then `verify`."""
+    check_admin(tb)
     check_grpc_reachable(tb.control_address)
     problems = server_problems(tb.server(), lv)
     if problems:
@@ -147,7 +160,7 @@ def verify(tb: Testbed, lv: LiveSpec) -> None:
     if not any(n["node_id"] == DEVICE_ID for n in devices):
         raise AttachMismatch(f"the driver's agent registered over gRPC at {tb.control_address}, but the controller "
                              f"at {tb.url} does not list {DEVICE_ID!r}: that gRPC address belongs to another "
-                             "controller (set CONTROLLER_GRPC=host:port)")
+                             "controller (pass --controller-grpc HOST:PORT)")
     others = [n["node_id"] for n in devices if n["node_id"] != DEVICE_ID]
     if others:
         problems.append(f"other live device agents are registered ({', '.join(others)}): the controller would plan "
@@ -155,8 +168,8 @@ def verify(tb: Testbed, lv: LiveSpec) -> None:
     problems += server_problems(tb.server(), lv)
     code, body = tb.put("/v1/budget", {"latency_s": HUGE_LATENCY_S, "energy_j": HUGE_ENERGY_J})
     if code in (401, 403):
-        raise AttachMismatch(f"the controller at {tb.url} wants a bearer token for REST writes (--token-file): "
-                             "attach mode sends none, so attach to a controller started without one")
+        raise AttachMismatch(f"the controller at {tb.url} refused the driver's REST write ({code}): pass "
+                             "--token-file FILE holding its admin token (a node's token may not set budgets)")
     if code != 200:
         raise AttachMismatch(f"the controller at {tb.url} cannot plan even at an unbounded budget: {code} "
                              f"{body.get('detail') if isinstance(body, dict) else body}")

@@ -12,8 +12,9 @@ from experiments.plots import f
 Rows = list[dict[str, str]]
 ATTACH_HOWTO = (
     "**On a running system** (`--mode live --controller URL`): the driver attaches to a controller and an edge "
-    "server you started, launches its own device agent (`device-0`, registered over gRPC at `CONTROLLER_GRPC`, "
-    "default the URL's host and port 50052) and steers them over REST; it then puts their budget and pins back. "
+    "server you started, launches its own device agent (`device-0`, registered over gRPC at `--controller-grpc`, "
+    "default the URL's host and port 50052; `--token-file` for a controller with tokens) and steers them over "
+    "REST; it then puts their budget and pins back. "
     "What REST cannot set is checked first, and the run stops (exit 3) naming each mismatch. Start them as the "
     "self-started testbed does: `controller serve --method structured-magnitude --encoding fp16 --rho-min-device "
     "0.3 --rho-min-server 0.3` and `edge-server serve --controller HOST:50052 --model minilm --clock emulated "

@@ -1,5 +1,5 @@
 """`experiments run NAME|--config FILE [--out DIR] [--quick] [--resume] [--mode modelled|live|both]
-[--controller URL]` and `experiments report [--out DIR]`."""
+[--controller URL [--controller-grpc HOST:PORT] [--token-file FILE]]` and `experiments report [--out DIR]`."""
 
 from __future__ import annotations
 
@@ -9,15 +9,22 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from experiments.progress import console
+
+if TYPE_CHECKING:
+    from experiments.testbed import AttachTo
 
 FIGURES = ("fig3", "fig4", "fig5", "fig6")
 ATTACH_HELP = """\
 attach mode (--mode live --controller URL): the driver still launches its own device agent (node id device-0,
-paper-device clock, paced uplink) and registers it over gRPC at CONTROLLER_GRPC (default: URL's host, port
-50052), then sets budget and pins per point over REST. What REST cannot set is checked, and the run stops
-naming any mismatch. Start the two processes as the self-started testbed does, e.g.:
+paper-device clock, paced uplink) and registers it over gRPC at --controller-grpc (default: $CONTROLLER_GRPC,
+else URL's host, port 50052), then sets budget and pins per point over REST. A controller started with
+--token-file needs --token-file here too: a file holding its admin token (REST writes and the agent use it).
+What REST cannot set is checked, and the run stops naming any mismatch. Start the two processes as the
+self-started testbed does, e.g.:
   controller serve --grpc-port 50052 --rest-port 8080 --method structured-magnitude \\
       --encoding fp16 --rho-min-device 0.3 --rho-min-server 0.3
   edge-server serve --controller 127.0.0.1:50052 --model minilm --clock emulated \\
@@ -44,11 +51,15 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"[red]unknown figure {args.name!r}: one of {', '.join(FIGURES)}, all, or --config FILE")
         return 2
     out = Path(args.out)
+    try:
+        attach_to = _attach_to(args)
+    except ValueError as exc:
+        console.print(f"[red]{exc}", highlight=False)
+        return 2
     t0 = time.perf_counter()
     try:
         for cfg in configs:
-            run_sweep(cfg, out, mode=args.mode, resume=args.resume, controller_url=args.controller,
-                      quick=args.quick)
+            run_sweep(cfg, out, mode=args.mode, resume=args.resume, controller=attach_to, quick=args.quick)
     except AttachMismatch as exc:
         console.print(f"experiments run --controller {args.controller}: {exc}", style="red", highlight=False,
                       markup=False, soft_wrap=True)
@@ -57,6 +68,25 @@ def _run(args: argparse.Namespace) -> int:
         close_testbeds()
     console.print(f"[green]done in {time.perf_counter() - t0:.0f} s; results in {out}/")
     return 0
+
+
+def _attach_to(args: argparse.Namespace) -> AttachTo | None:
+    """The controller to attach to, from --controller, --controller-grpc and --token-file (None: start one)."""
+    from experiments.testbed import AttachTo
+    from splitbed.errors import SplitbedError
+    from splitbed.tls import read_token
+
+    if not args.controller:
+        if args.controller_grpc or args.token_file:
+            raise ValueError("--controller-grpc and --token-file go with --controller URL (attach mode)")
+        return None
+    grpc = args.controller_grpc or os.environ.get("CONTROLLER_GRPC") or \
+        f"{urlparse(args.controller).hostname or '127.0.0.1'}:50052"  # the controller's default gRPC port
+    try:
+        token = read_token(None, args.token_file)
+    except SplitbedError as exc:  # an unreadable or empty file, named for this flag
+        raise ValueError(f"--token-file {args.token_file}: {exc}") from None
+    return AttachTo(args.controller, grpc, token)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -82,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--controller", default=None, metavar="URL",
                      help="attach to a running controller at this REST URL and its edge server instead of "
                           "starting them (see below)")
+    run.add_argument("--controller-grpc", default=None, metavar="HOST:PORT",
+                     help="attach mode: the controller's gRPC address, where the driver's agent registers "
+                          "(default $CONTROLLER_GRPC, else the URL's host, port 50052)")
+    run.add_argument("--token-file", default=None, metavar="FILE",
+                     help="attach mode: a file holding the controller's admin token (for a controller started "
+                          "with --token-file)")
     run.set_defaults(handler=_run)
     rep = sub.add_parser("report", help="write docs/results.md and its figures from the CSVs")
     rep.add_argument("--out", default="results", help="folder the CSVs are in (default results/)")

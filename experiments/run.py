@@ -7,18 +7,20 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Any
 
 from experiments.config import SweepConfig
 from experiments.points import Point, live_fixed_split, live_points, modelled_points
 from experiments.progress import console, tracker
 from experiments.store import FIG3_COLUMNS, KEY_COLUMNS, POINT_COLUMNS, ResultFile, key_of, read_rows
 
+if TYPE_CHECKING:
+    from experiments.testbed import AttachTo
+
 logger = logging.getLogger(__name__)
 
 
-def run_sweep(cfg: SweepConfig, out: Path, *, mode: str, resume: bool, controller_url: str | None,
+def run_sweep(cfg: SweepConfig, out: Path, *, mode: str, resume: bool, controller: AttachTo | None,
               quick: bool) -> None:
     t0 = time.perf_counter()
     if cfg.figure == "fig3":
@@ -30,7 +32,7 @@ def run_sweep(cfg: SweepConfig, out: Path, *, mode: str, resume: bool, controlle
         if "modelled" in modes:
             run_modelled(cfg, store, done)
         if "live" in modes:
-            run_live(cfg, store, done, controller_url, out)
+            run_live(cfg, store, done, controller, out)
     seconds = time.perf_counter() - t0
     console.print(f"{cfg.name}: {seconds:.0f} s")
     record_run(out, cfg.name, quick=quick, mode=mode, seconds=seconds, resume=resume)
@@ -87,15 +89,7 @@ def run_modelled(cfg: SweepConfig, store: ResultFile, done: set[tuple[str, ...]]
             tr.advance()
 
 
-def _grpc_address(url: str) -> str:
-    explicit = os.environ.get("CONTROLLER_GRPC")
-    if explicit:
-        return explicit
-    host = urlparse(url).hostname or "127.0.0.1"
-    return f"{host}:50052"  # the controller's default gRPC port
-
-
-def run_live(cfg: SweepConfig, store: ResultFile, done: set[tuple[str, ...]], controller_url: str | None,
+def run_live(cfg: SweepConfig, store: ResultFile, done: set[tuple[str, ...]], controller: AttachTo | None,
              out: Path) -> None:
     from experiments import live as live_mod
     from experiments import retrieval
@@ -107,14 +101,14 @@ def run_live(cfg: SweepConfig, store: ResultFile, done: set[tuple[str, ...]], co
     if not todo:
         return
     methods = sorted({p.method for p in todo})
-    if controller_url and len(methods) > 1:
+    if controller and len(methods) > 1:
         from experiments.testbed import AttachMismatch
 
         raise AttachMismatch(f"{cfg.name} live runs the pruning methods {', '.join(methods)}, but an attached "
                              "controller pushes the one it was started with (--method): run one method per "
                              "controller with a sweep file (`--config`, live.methods: [METHOD])")
-    if controller_url:
-        _testbed(lv, prune_method(lv, methods[0]), controller_url, None)  # fail fast, before the model loads
+    if controller:
+        _testbed(lv, prune_method(lv, methods[0]), controller, None)  # fail fast, before the model loads
     task = retrieval.build_task(lv.requests_per_point)
     console.print(f"{cfg.name} live: {lv.model} at {lv.seq_len} tokens = {flops / 1e9:.3f} GFLOPs; "
                   f"{len(task.texts)} requests per point; budgets scaled by {lv.budget_scale}")
@@ -122,7 +116,7 @@ def run_live(cfg: SweepConfig, store: ResultFile, done: set[tuple[str, ...]], co
     with tracker(f"{cfg.name} live", len(points), len(points) - len(todo)) as tr:
         for method in dict.fromkeys(p.method for p in todo):
             batch = [p for p in todo if p.method == method]
-            _run_method(cfg, method, batch, store, task, dense, controller_url, tr, out, n_layers)
+            _run_method(cfg, method, batch, store, task, dense, controller, tr, out, n_layers)
 
 
 def prune_method(lv: Any, method: str) -> str:
@@ -130,16 +124,16 @@ def prune_method(lv: Any, method: str) -> str:
 
 
 def _run_method(cfg: SweepConfig, method: str, batch: list[Point], store: ResultFile, task: Any, dense: Any,
-                controller_url: str | None, tr: Any, out: Path, n_layers: int) -> None:
+                controller: AttachTo | None, tr: Any, out: Path, n_layers: int) -> None:
     from experiments import measured
     from experiments.live import LiveRunner, budget_scales
     from experiments.modelled import load_base
 
     lv = cfg.live
-    tb = _testbed(lv, prune_method(lv, method), controller_url, tr)
+    tb = _testbed(lv, prune_method(lv, method), controller, tr)
     try:
         runner = LiveRunner(tb, task, dense, tb.workdir)
-        if controller_url:
+        if controller:
             from experiments import attach
 
             # The driver's agent registers afresh (its profile is this sweep's), then the system is checked.
@@ -178,20 +172,19 @@ def _run_method(cfg: SweepConfig, method: str, batch: list[Point], store: Result
 _TESTBEDS: dict[tuple[str, str, str], Any] = {}
 
 
-def _testbed(lv: Any, method: str, controller_url: str | None, tr: Any) -> Any:
+def _testbed(lv: Any, method: str, controller: AttachTo | None, tr: Any) -> Any:
     from experiments.testbed import Testbed
 
     spec = lv.model_dump_json(include={"model", "seq_len", "encoding", "structured", "device_clock_profile",
                                        "server_clock_profile", "link", "rho_min"})
-    key = (method, spec, controller_url or "")
+    key = (method, spec, controller.url if controller else "")
     tb = _TESTBEDS.get(key)
     if tb is not None:
         return tb
     close_testbeds()  # one at a time: two edge servers would fight over the 2 cores
     tb = Testbed(lv, method)
-    if controller_url:
-        tb.attach(controller_url)
-        tb.control_address = tb.control_address or _grpc_address(controller_url)
+    if controller:
+        tb.attach(controller)
     else:
         tr.note(f"starting controller + edge server ({method})")
         tb.start()

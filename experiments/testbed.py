@@ -38,6 +38,19 @@ class AttachMismatch(RuntimeError):
     """Attach mode: the running controller or edge server is not started as the sweep's live setting needs."""
 
 
+@dataclass(frozen=True)
+class AttachTo:
+    """A running controller to attach to: its REST URL, its gRPC address (where the driver's agent registers)
+    and the bearer token for a controller started with `--token-file` (None: it has none)."""
+
+    url: str
+    grpc: str
+    token: str | None = None
+
+    def __repr__(self) -> str:  # never print the token
+        return f"AttachTo(url={self.url!r}, grpc={self.grpc!r}, token={'***' if self.token else None})"
+
+
 def child_env(threads: int = 1) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
@@ -65,11 +78,12 @@ class Child:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
 
 
-def spawn(name: str, module: str, args: list[str], workdir: Path, threads: int = 1) -> Child:
+def spawn(name: str, module: str, args: list[str], workdir: Path, threads: int = 1,
+          env: dict[str, str] | None = None) -> Child:
     (workdir / f"{name}.port").unlink(missing_ok=True)  # a retry must not read the previous attempt's ports
     log = workdir / f"{name}.log"
     popen = subprocess.Popen([sys.executable, "-m", module, *args], stdout=log.open("wb"),
-                             stderr=subprocess.STDOUT, env=child_env(threads), cwd=ROOT)
+                             stderr=subprocess.STDOUT, env={**child_env(threads), **(env or {})}, cwd=ROOT)
     return Child(name, popen, log)
 
 
@@ -102,6 +116,8 @@ class Testbed:
     host_flops_override: float | None = None
     # Attached to a user's controller: its budget and pins before the sweep, put back when the sweep ends.
     attached_state: dict[str, Any] | None = None
+    # The attached controller's bearer token (admin role): REST calls and the driver's agent use it.
+    token: str | None = field(default=None, repr=False)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, attempts: int = 3) -> None:
@@ -149,10 +165,14 @@ class Testbed:
         self.edge_address = f"127.0.0.1:{port}"
         self.wait(lambda: any(n["role"] == "server" for n in self.get("/v1/nodes")), 300, "the edge server to register")
 
-    def attach(self, url: str) -> None:
-        """Use a running controller (REST `url`) and the one edge server registered with it; what they must
-        be started with is checked by `experiments.attach.verify` once the driver's agent has registered."""
-        self.url = url.rstrip("/")
+    def attach(self, to: AttachTo) -> None:
+        """Use a running controller and the one edge server registered with it; what they must be started
+        with is checked by `experiments.attach.verify` once the driver's agent has registered."""
+        self.url = to.url.rstrip("/")
+        self.control_address = to.grpc
+        self.token = to.token
+        if to.token:
+            self.http.headers["Authorization"] = f"Bearer {to.token}"
         try:
             nodes = self.get("/v1/nodes")
         except httpx.HTTPError as exc:
@@ -168,7 +188,6 @@ class Testbed:
         self.edge_address = servers[0]["address"]
         plan = self.get("/v1/plan")
         self.attached_state = {"budget": plan["budget"], "pins": self.get("/v1/pins")}
-        # REST does not show the controller's gRPC address; the caller sets it (CONTROLLER_GRPC or port 50052).
 
     def restore_attached(self) -> None:
         """Put the attached controller's budget and pins back as the user left them (best effort)."""
@@ -260,8 +279,7 @@ class Testbed:
         """One `device-agent run` under the controller: it registers, applies the current plan, runs the texts."""
         lv, link = self.live, self.live.link
         if not self.control_address:
-            raise RuntimeError("the controller's gRPC address is unknown (attached by REST URL only): pass it as "
-                               "CONTROLLER_GRPC=host:port")
+            raise RuntimeError("the controller's gRPC address is unknown: pass --controller-grpc HOST:PORT")
         args = ["run", "--server", self.edge_address, "--controller", self.control_address, "--model", lv.model,
                 "--clock", "emulated", "--clock-profile", lv.device_clock_profile, "--pue", str(DEVICE_PUE),
                 "--power-coeff", str(DEVICE_POWER_COEFF), "--seq-len", str(lv.seq_len), "--encoding", lv.encoding,
@@ -271,7 +289,9 @@ class Testbed:
                 "--k0-db", str(link.k0_db), "--path-loss-exponent", str(link.path_loss_exponent),
                 "--telemetry-every", "1000000", "--log-level", "WARNING"]
         for attempt in range(3):
-            child = spawn("agent", "device_agent", [*args, *self.host_flags()], self.workdir)
+            # The token by environment, not argv: other users of the host can read command lines.
+            child = spawn("agent", "device_agent", [*args, *self.host_flags()], self.workdir,
+                          env={"AGENT_TOKEN": self.token} if self.token else None)
             try:
                 code = child.popen.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -39,10 +39,9 @@ def _sweep(tmp: Path, **live: object) -> Path:
 
 
 def _experiments(controller: Proc, *args: str) -> subprocess.CompletedProcess[str]:
-    env = child_env(CONTROLLER_GRPC=controller.address, COLUMNS="200")
     return subprocess.run([sys.executable, "-m", "experiments", "run", "--mode", "live", "--controller",
-                           controller.rest_url, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=240, check=False)
+                           controller.rest_url, "--controller-grpc", controller.address, *args], cwd=ROOT,
+                          env=child_env(COLUMNS="200"), capture_output=True, text=True, timeout=240, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +105,51 @@ def test_no_attached_edge_is_a_clear_error(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=120, check=False)
     said = run.stdout + run.stderr
     assert run.returncode == 3 and "no controller REST API at http://127.0.0.1:9" in said, said[-3000:]
+
+
+ADMIN_TOKEN, EDGE_TOKEN = "admin-" + "a" * 32, "edge-" + "e" * 32
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_attach_to_a_controller_with_tokens(tmp_path: Path) -> None:
+    """A controller started with --token-file: without --token-file the run stops naming it (no rows); with
+    the admin token's file it runs (REST writes with the token, the driver's agent registers with it)."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"admin {ADMIN_TOKEN}\nnode:edge-0 {EDGE_TOKEN}\n")
+    tokens.chmod(0o600)
+    admin = tmp_path / "admin.token"
+    admin.write_text(ADMIN_TOKEN + "\n")
+    with controller_and_edge(["--latency-budget-s", "0.2", "--energy-budget-j", "0.05", "--token-file", str(tokens)],
+                             lambda c: start("edge_server", ["serve", "--host", "127.0.0.1", "--controller",
+                                                             c.address, "--node-id", "edge-0", "--token",
+                                                             EDGE_TOKEN, *EDGE_FLAGS])) as (controller, _):
+        refused = _experiments(controller, "--config", str(_sweep(tmp_path)), "--out", str(tmp_path / "no"))
+        said = refused.stdout + refused.stderr
+        assert refused.returncode == 3 and "--token-file" in said, said[-3000:]
+        assert ADMIN_TOKEN not in said
+        assert not (tmp_path / "no" / "fig6.csv").exists() or \
+            len((tmp_path / "no" / "fig6.csv").read_text().splitlines()) <= 1
+
+        out = tmp_path / "out"
+        run = _experiments(controller, "--config", str(_sweep(tmp_path)), "--out", str(out),
+                           "--token-file", str(admin))
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert ADMIN_TOKEN not in run.stdout + run.stderr
+        with (out / "fig6.csv").open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert [(r["mode"], r["split"], r["status"]) for r in rows] == [("live", "2", "optimal")], rows
+        assert float(rows[0]["measured_latency_s"]) > 0
+
+
+def test_attach_flags_are_checked_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from experiments.cli import main
+
+    assert main(["run", "fig6", "--mode", "live", "--token-file", str(tmp_path / "t"), "--out", str(tmp_path)]) == 2
+    said = "".join(capsys.readouterr())
+    assert "go with --controller URL" in said, said
+    assert main(["run", "fig6", "--mode", "live", "--controller", "http://127.0.0.1:9", "--token-file",
+                 str(tmp_path / "missing.token"), "--out", str(tmp_path)]) == 2
+    said = "".join(capsys.readouterr())
+    assert "--token-file" in said and "missing.token" in said, said
+    assert not list(tmp_path.glob("*.csv"))
