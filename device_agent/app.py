@@ -18,7 +18,7 @@ from device_agent.runner import DeviceRunner
 from device_agent.samples import load_texts
 from device_agent.settings import AgentSettings
 from splitbed.control_client import ControlClient
-from splitbed.errors import Unavailable
+from splitbed.errors import PermissionDenied, Unauthenticated, Unavailable
 from splitbed.model import load_device_part, load_full_model, resolve_model
 from splitbed.resilience import Keepalive
 from splitbed.side.calibrate_command import calibrate_command
@@ -48,13 +48,20 @@ async def follow_controller(runner: DeviceRunner, settings: AgentSettings) -> tu
                             rpc_timeout_s=settings.control_timeout_s,
                             keepalive=Keepalive(settings.keepalive_s, settings.keepalive_timeout_s))
     control.start()
-    try:
-        await asyncio.wait_for(control.first_config.wait(), settings.wait_config_s)
-    except asyncio.TimeoutError:  # wait_for's; not the builtin TimeoutError on 3.10
-        await control.close()
-        raise Unavailable(f"no plan from controller {settings.controller} within {settings.wait_config_s:.0f} s "
-                          "(is it running, and is an edge server registered with it?)") from None
-    return control, node
+    waits = [asyncio.ensure_future(control.first_config.wait()), asyncio.ensure_future(control.refused.wait())]
+    await asyncio.wait(waits, timeout=settings.wait_config_s, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    if control.first_config.is_set():
+        return control, node
+    await control.close()
+    if control.refused.is_set():
+        error = PermissionDenied if control.refusal.startswith("PERMISSION_DENIED") else Unauthenticated
+        raise error(f"controller {settings.controller} refused this agent ({control.refusal}): check --token / "
+                    f"--token-file (the token of node:{settings.node_id}, or admin) and, with mutual TLS, that "
+                    f"the certificate names {settings.node_id}")
+    raise Unavailable(f"no plan from controller {settings.controller} within {settings.wait_config_s:.0f} s "
+                      "(is it running, and is an edge server registered with it?)")
 
 
 async def run_workload(runner: DeviceRunner, settings: AgentSettings, texts: list[str], sink: OnRecord,

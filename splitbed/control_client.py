@@ -50,6 +50,10 @@ class ControlClient:
         self.stub = control_pb2_grpc.ControlServiceStub(self._channel)
         self.version = 0
         self.first_config = asyncio.Event()
+        # The controller refused this node's credentials (UNAUTHENTICATED / PERMISSION_DENIED): retrying does
+        # not fix a wrong token, so a caller waiting for its first plan can stop at once (`refusal` says why).
+        self.refused = asyncio.Event()
+        self.refusal = ""
         self._profile: control_pb2.NodeProfile | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -69,6 +73,10 @@ class ControlClient:
                 raise
             except grpc.RpcError as exc:
                 code = exc.code() if isinstance(exc, aio.AioRpcError) else None
+                if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                    details = exc.details() if isinstance(exc, aio.AioRpcError) else ""
+                    self.refusal = f"{code.name}: {details}"
+                    self.refused.set()
                 logger.warning("controller %s: %s; keeping config version %d, retrying in %.1f s",
                                self.address, code, self.version, delay)
             except Exception:

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from splitbed.tls import httpx_ssl_context
-from tests.launch import ROOT, child_env, start, start_controller
+from tests.launch import ROOT, child_env, start, start_controller, start_edge
 from tests.test_security import TOKENS, files, pki, server_flags  # noqa: F401 - pki is a fixture
 
 pytestmark = pytest.mark.slow
@@ -64,4 +64,28 @@ def test_agent_and_edge_over_mutual_tls_with_tokens(pki, tmp_path):  # noqa: F81
     finally:
         if edge is not None:
             edge.stop()
+        controller.stop()
+
+
+def test_agent_with_a_wrong_token_stops_at_once_naming_it(tmp_path):
+    """A refused token is not transient: the agent stops with the controller's reason instead of retrying
+    until its wait for a plan (120 s) runs out with "is it running?"."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"admin {'a' * 32}\nnode:device-0 {'d' * 32}\n")
+    tokens.chmod(0o600)
+    controller = start_controller(["--token-file", str(tokens)])
+    edge = start_edge(3, 1.0)
+    try:
+        for token, code in (("x" * 32, "UNAUTHENTICATED"), ("d" * 32, "PERMISSION_DENIED")):
+            node = "device-0" if code == "UNAUTHENTICATED" else "device-9"  # a good token for another node
+            run = subprocess.run(
+                [sys.executable, "-m", "device_agent", "run", "--server", edge.address, "--controller",
+                 controller.address, "--node-id", node, "--split", "3", "--warmup", "0", "--quiet",
+                 "--token", token, "--wait-config-s", "600", "--out", str(tmp_path / "out.jsonl")],
+                capture_output=True, text=True, env=child_env(), cwd=ROOT, timeout=300)
+            said = run.stdout + run.stderr
+            assert run.returncode != 0 and code in said and "--token-file" in said, said[-3000:]
+            assert "is it running" not in said and "Traceback" not in said, said[-3000:]
+    finally:
+        edge.stop()
         controller.stop()
