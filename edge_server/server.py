@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 # Without BDP probing, HTTP/2 windows stay at their 64 KiB look-ahead: a stream this server is not reading
 # (refused, or waiting for its turn) buffers 64 KiB here, not a whole large message.
 TRANSPORT_OPTIONS = [("grpc.http2.bdp_probe", 0)]
+STREAM_HEADROOM = 8  # HTTP/2 streams per connection beyond max_streams_per_peer
 TELEMETRY_EVERY_S = 5.0  # requests served and memory, reported to the controller; lost while it is away
 
 
@@ -94,7 +95,10 @@ class EdgeServer:
         self.managed = await start_server(
             [register], host=s.host, port=s.port, max_message_bytes=s.max_message_bytes, grace_s=s.grace_s,
             credentials=server_credentials(TlsFiles.of(s)),
-            options=[*Keepalive(s.keepalive_s, s.keepalive_timeout_s).server_options(), *TRANSPORT_OPTIONS],
+            options=[*Keepalive(s.keepalive_s, s.keepalive_timeout_s).server_options(), *TRANSPORT_OPTIONS,
+                     # Streams are admitted once their first request is read (servicer.py): until then HTTP/2
+                     # bounds them per connection, with room for refusals in flight and unary calls.
+                     ("grpc.max_concurrent_streams", s.max_streams_per_peer + STREAM_HEADROOM)],
         )
         self.managed.on_drain.append(lambda: setattr(servicer, "draining", True))
         self._trim = asyncio.get_running_loop().create_task(trim_forever(lambda: servicer.requests_seen))

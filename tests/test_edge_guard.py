@@ -123,3 +123,26 @@ async def test_undecodable_protobuf_is_invalid_argument(server, method):
                 await call.read()
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
         assert "protobuf" in info.value.details()
+
+
+async def test_streams_that_send_nothing_are_bounded_per_connection(server):
+    """Streams are admitted on their first request; until then HTTP/2 bounds them per connection
+    (max_streams_per_peer + STREAM_HEADROOM): one connection cannot hold the server open with idle streams."""
+    from edge_server.server import STREAM_HEADROOM
+
+    async with aio.insecure_channel(server.address) as channel:
+        stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        idle = [stub.Infer() for _ in range(2 + STREAM_HEADROOM)]
+        for call in idle:
+            await call.wait_for_connection()
+        with pytest.raises(aio.AioRpcError) as info:  # the next stream on this connection waits for a slot
+            await stub.GetInfo(inference_pb2.GetInfoRequest(), timeout=2.0)
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        async with aio.insecure_channel(server.address, options=[("grpc.use_local_subchannel_pool", 1)]) as ch2:
+            info2 = await inference_pb2_grpc.InferenceServiceStub(ch2).GetInfo(inference_pb2.GetInfoRequest(),
+                                                                               timeout=30)
+            assert info2.hidden_size == H
+        for call in idle:
+            call.cancel()
+        await asyncio.sleep(0.2)
+        assert (await stub.GetInfo(inference_pb2.GetInfoRequest(), timeout=30)).hidden_size == H
