@@ -37,7 +37,8 @@ PYTHON310 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python) $(
 VENV310 := .venv310
 PY310_TESTS ?= tests/test_aio_compat.py tests/test_py310_compat.py tests/test_bad_input.py tests/test_coinference.py tests/test_model_split.py \
 	tests/test_model_profile.py tests/test_hw_clock_emulated.py tests/test_solver_exact.py tests/test_solver_input.py \
-	tests/test_controller_service.py tests/test_live_system.py
+	tests/test_controller_service.py tests/test_live_system.py tests/test_conic_fast.py tests/test_multi_solver.py \
+	tests/test_push_retry.py tests/test_edge_guard.py tests/test_controller_protocol.py
 
 test-py310:
 	@test -n "$(PYTHON310)" || { echo "no Python 3.10 found: set PYTHON310=/path/to/python3.10" >&2; exit 2; }
