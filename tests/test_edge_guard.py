@@ -42,6 +42,17 @@ async def _one(stub: inference_pb2_grpc.InferenceServiceStub, req: inference_pb2
     return resp
 
 
+async def _hold_the_peer_bound(stub: inference_pb2_grpc.InferenceServiceStub, prefix: str) -> list:
+    """Open (and keep open) as many streams as the fixture's --max-streams-per-peer allows."""
+    calls = []
+    for i in range(2):
+        call = stub.Infer()
+        await call.write(request(f"{prefix}{i}"))
+        await call.read()
+        calls.append(call)
+    return calls
+
+
 async def test_resent_id_is_answered_from_the_window(server):
     async with aio.insecure_channel(server.address) as channel:
         stub = inference_pb2_grpc.InferenceServiceStub(channel)
@@ -57,12 +68,7 @@ async def test_resent_id_is_answered_from_the_window(server):
 async def test_streams_past_the_per_peer_bound_get_resource_exhausted_with_a_hint(server):
     async with aio.insecure_channel(server.address) as channel:
         stub = inference_pb2_grpc.InferenceServiceStub(channel)
-        open_calls = []
-        for i in range(2):
-            call = stub.Infer()
-            await call.write(request(f"s{i}"))
-            await call.read()
-            open_calls.append(call)
+        open_calls = await _hold_the_peer_bound(stub, "s")
         extra = stub.Infer()
         await extra.write(request("extra"))
         with pytest.raises(aio.AioRpcError) as info:
@@ -88,12 +94,7 @@ async def test_a_refused_stream_always_reports_resource_exhausted_not_internal(s
     tries catch the old behaviour all but surely."""
     async with aio.insecure_channel(server.address) as channel:
         stub = inference_pb2_grpc.InferenceServiceStub(channel)
-        open_calls = []
-        for i in range(2):
-            call = stub.Infer()
-            await call.write(request(f"hold{i}"))
-            await call.read()
-            open_calls.append(call)
+        open_calls = await _hold_the_peer_bound(stub, "hold")
         codes = []
         for i in range(1000):
             extra = stub.Infer()
